@@ -1,0 +1,1 @@
+"""Build, check and publish the ufkto dataset folder."""
