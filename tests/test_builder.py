@@ -1,0 +1,149 @@
+"""The builder end to end on generated upstream files: content, splits, order, options."""
+
+from __future__ import annotations
+
+import collections
+
+import datasets
+import pyarrow.parquet as pq
+import pytest
+
+from publish.sample import generate_table, write_upstream
+from tests.conftest import build, make_builder, stream
+from tests.trl_reference import trl_examples
+from ultrafeedback_kto import order_problems, prompt_id, render_prompt, split_of
+
+
+def upstream_prompt_ids(table) -> list[str]:
+    """The prompt id of every upstream pair, multi-turn ones included."""
+    return [prompt_id(render_prompt(chosen[:-1])) for chosen in table.column("chosen").to_pylist()]
+
+
+def triples(dataset):
+    return collections.Counter(zip(dataset["prompt"], dataset["completion"], dataset["label"]))
+
+
+def two_turn_only(table):
+    return table.filter([len(chosen) == 2 for chosen in table.column("chosen").to_pylist()])
+
+
+def test_content_equals_trl_unpairing_of_the_same_pairs(tmp_path):
+    upstream = two_turn_only(generate_table(1_500, seed=5))
+    path = tmp_path / "upstream.parquet"
+    pq.write_table(upstream, path)
+    built = build(tmp_path / "cache", path)
+    ours = triples(built["train"]) + triples(built["test"])
+    reference = collections.Counter(trl_examples(datasets.Dataset(upstream)))
+    assert ours == reference
+    assert sum(ours.values()) == 2 * len(upstream)
+
+
+def test_every_pair_gives_two_rows_and_splits_follow_the_prompt(tmp_path, upstream_2k):
+    built = build(tmp_path, upstream_2k)
+    assert built["train"].num_rows + built["test"].num_rows == 4_000
+    assert 0.02 < built["test"].num_rows / 4_000 < 0.09
+    for split, dataset in built.items():
+        by_prompt = collections.Counter(dataset["prompt_id"])
+        assert all(count % 2 == 0 for count in by_prompt.values())  # both halves of every pair
+    assert not set(built["train"]["prompt_id"]) & set(built["test"]["prompt_id"])
+    upstream = generate_table(2_000, seed=1)
+    expected_test = {
+        prompt_id(render_prompt(pair["chosen"][:-1]))
+        for pair in upstream.to_pylist()
+        if split_of(pair["prompt"], 0.05) == "test"
+    }
+    assert set(built["test"]["prompt_id"]) == expected_test
+
+
+def test_refreshed_upstream_keeps_every_prompt_in_its_split(tmp_path):
+    old = write_upstream(tmp_path / "old.parquet", 1_000, seed=3)
+    new = write_upstream(tmp_path / "new.parquet", 1_600, seed=3)  # the same 1,000 pairs, and more
+    before, after = build(tmp_path / "a", old), build(tmp_path / "b", new)
+    for split in ("train", "test"):
+        assert set(before[split]["prompt_id"]) <= set(after[split]["prompt_id"])
+
+
+def test_test_size_zero_gives_train_only(tmp_path, upstream_2k):
+    built = build(tmp_path, upstream_2k, test_size=0)
+    assert list(built) == ["train"] and built["train"].num_rows == 4_000
+
+
+def test_default_order_is_fit_for_kto_on_10k_pairs(tmp_path, upstream_10k):
+    # Small buckets so that the 10,000 pairs are shuffled in several of them.
+    built = build(tmp_path, upstream_10k, shuffle_bucket_pairs=3_000)
+    for dataset in built.values():
+        assert order_problems(dataset["prompt_id"], dataset["label"]) == []
+    # Shuffled as one: the upstream position of neighbouring rows is unrelated.
+    position = {p: i for i, p in enumerate(upstream_prompt_ids(generate_table(10_000, seed=2)))}
+    rows = [position[p] for p in built["train"]["prompt_id"][:2_000]]
+    assert max(rows[:1_000]) > 9_000 and min(rows[:1_000]) < 1_000
+
+
+def test_absolute_labels_keep_order_properties(tmp_path, upstream_10k):
+    built = build(tmp_path, upstream_10k, label_rule="absolute", desirable_threshold=4.0, shuffle_bucket_pairs=4_000)
+    labels = built["train"]["label"]
+    assert 0.25 < sum(labels) / len(labels) < 0.75
+    assert order_problems(built["train"]["prompt_id"], labels) == []
+
+
+def test_streaming_gives_the_same_rows_in_the_same_order(tmp_path, upstream_2k):
+    built = build(tmp_path / "a", upstream_2k, shuffle_bucket_pairs=500)
+    for split in ("train", "test"):
+        assert stream(tmp_path / "b", upstream_2k, split, shuffle_bucket_pairs=500) == built[split].to_list()
+
+
+def test_num_proc_2_gives_the_same_rows_in_the_same_order(tmp_path, upstream_2k):
+    one = build(tmp_path / "a", upstream_2k, shuffle_bucket_pairs=500)
+    two = build(tmp_path / "b", upstream_2k, shuffle_bucket_pairs=500, num_proc=2)
+    for split in ("train", "test"):
+        assert two[split].to_list() == one[split].to_list()
+
+
+def test_num_proc_2_in_upstream_order_reads_files_in_parallel_in_order(tmp_path):
+    files = [write_upstream(tmp_path / f"part-{i}.parquet", 300, seed=10 + i) for i in range(2)]
+    one = build(tmp_path / "a", [str(f) for f in files], order="upstream", test_size=0)
+    two = build(tmp_path / "b", [str(f) for f in files], order="upstream", test_size=0, num_proc=2)
+    assert two["train"].to_list() == one["train"].to_list()
+
+
+def test_conversational_rows_follow_the_default_rows_one_to_one(tmp_path, upstream_2k):
+    standard = build(tmp_path / "a", upstream_2k)["train"]
+    conversational = build(tmp_path / "b", upstream_2k, "conversational")["train"]
+    assert conversational["prompt_id"] == standard["prompt_id"]
+    assert [c[0]["content"] for c in conversational["completion"]] == standard["completion"]
+    assert conversational.features["prompt"] == datasets.Features({"p": [{"content": datasets.Value("string"),
+                                                                           "role": datasets.Value("string")}]})["p"]
+
+
+def test_seed_changes_the_order_only(tmp_path, upstream_2k):
+    a = build(tmp_path / "a", upstream_2k, seed=1)["train"]
+    b = build(tmp_path / "b", upstream_2k, seed=2)["train"]
+    assert a["prompt_id"] != b["prompt_id"]
+    assert sorted(map(str, a.to_list())) == sorted(map(str, b.to_list()))
+
+
+def test_upstream_order_keeps_pairs_in_place(tmp_path, upstream_2k):
+    built = build(tmp_path, upstream_2k, order="upstream", test_size=0)["train"]
+    upstream = generate_table(2_000, seed=1)
+    assert built["prompt_id"][0::2] == built["prompt_id"][1::2]
+    assert built["label"][:4] == [True, False, True, False]
+    first_prompt = upstream.column("prompt")[0].as_py()
+    assert built[0]["prompt"] == first_prompt
+
+
+def test_max_pairs_takes_the_first_pairs(tmp_path, upstream_2k):
+    built = build(tmp_path, upstream_2k, max_pairs=100, order="upstream", test_size=0)["train"]
+    assert built.num_rows == 200
+    assert built["prompt_id"][0::2] == upstream_prompt_ids(generate_table(100, seed=1))
+
+
+def test_min_rating_margin_drops_close_pairs(tmp_path, upstream_2k):
+    built = build(tmp_path, upstream_2k, min_rating_margin=1.0, test_size=0)["train"]
+    assert 0 < built.num_rows < 4_000
+    table = generate_table(2_000, seed=1).to_pylist()
+    kept = sum(
+        1 for p in table
+        if p["chosen-rating"] is not None and p["rejected-rating"] is not None
+        and p["chosen-rating"] - p["rejected-rating"] >= 1.0
+    )
+    assert built.num_rows == 2 * kept
