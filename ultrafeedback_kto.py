@@ -694,14 +694,19 @@ class UltraFeedbackKTO(datasets.GeneratorBasedBuilder):
     """UltraFeedback preference pairs unpaired into KTO examples (see the module docstring)."""
 
     BUILDER_CONFIG_CLASS = UltraFeedbackKTOConfig
+    VERSION = datasets.Version("1.0.0")
     BUILDER_CONFIGS = [
-        UltraFeedbackKTOConfig(name="default", format="standard", description="prompt and completion as strings"),
         UltraFeedbackKTOConfig(
-            name="conversational", format="conversational", description="prompt and completion as message lists"
+            name="default", version=VERSION, format="standard", description="prompt and completion as strings"
+        ),
+        UltraFeedbackKTOConfig(
+            name="conversational",
+            version=VERSION,
+            format="conversational",
+            description="prompt and completion as message lists",
         ),
     ]
     DEFAULT_CONFIG_NAME = "default"
-    VERSION = datasets.Version("1.0.0")
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

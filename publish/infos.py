@@ -1,0 +1,70 @@
+"""Write ``dataset_infos.json`` from the builder's own info, for both configs.
+
+The file is generated, never edited by hand: ``python -m publish.infos`` rewrites it and
+``python -m publish.infos --check`` fails when it is stale (a test runs the check).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+from ultrafeedback_kto import UltraFeedbackKTO
+
+PROJECT_INFOS = Path(__file__).resolve().parents[1] / "dataset_infos.json"
+
+
+def _portable(features: dict) -> dict:
+    """Spell list features as JSON lists, which every ``datasets`` release reads.
+
+    ``datasets`` 4+ writes ``{"_type": "List", ...}``, which 3.6 (the last release that
+    runs loading scripts, and reads this file beside the script) does not know.
+    """
+    def portable(value):
+        if isinstance(value, dict):
+            if value.get("_type") == "List" and value.get("length", -1) == -1:
+                return [portable(value["feature"])]
+            return {key: portable(item) for key, item in value.items()}
+        return value
+
+    return portable(features)
+
+
+def dataset_infos() -> dict[str, dict]:
+    """{config name: DatasetInfo as a JSON-ready dict} for every config of the builder."""
+    infos = {}
+    with tempfile.TemporaryDirectory() as cache_dir:
+        for config in UltraFeedbackKTO.BUILDER_CONFIGS:
+            info = dataclasses.asdict(UltraFeedbackKTO(config_name=config.name, cache_dir=cache_dir).info)
+            info["features"] = _portable(info["features"])
+            infos[config.name] = info
+    return infos
+
+
+def render() -> str:
+    return json.dumps(dataset_infos(), indent=4, ensure_ascii=False) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m publish.infos", description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="fail when the file differs from the builder's info")
+    parser.add_argument("--path", type=Path, default=PROJECT_INFOS, help="default: %(default)s")
+    args = parser.parse_args(argv)
+    text = render()
+    if args.check:
+        if not args.path.is_file() or args.path.read_text(encoding="utf-8") != text:
+            print(f"{args.path} is stale: run `python -m publish.infos` and commit the result", file=sys.stderr)
+            return 1
+        print(f"{args.path} is up to date")
+        return 0
+    args.path.write_text(text, encoding="utf-8")
+    print(f"wrote {args.path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
