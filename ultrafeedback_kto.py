@@ -31,12 +31,11 @@ import random
 import tempfile
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
-from typing import Any, Literal, Optional
-
-import pyarrow as pa
-import pyarrow.parquet as pq
+from typing import Any, Literal
 
 import datasets
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 logger = datasets.logging.get_logger(__name__)
 
@@ -189,7 +188,7 @@ def _messages(value: Any) -> list[dict]:
     return messages
 
 
-def _rating(value: Any) -> Optional[float]:
+def _rating(value: Any) -> float | None:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return None
     return float(value)
@@ -201,7 +200,7 @@ def pair_to_examples(
     format: Literal["standard", "conversational"] = "standard",
     label_rule: Literal["pairwise", "absolute"] = "pairwise",
     desirable_threshold: float = 4.0,
-    min_rating_margin: Optional[float] = None,
+    min_rating_margin: float | None = None,
 ) -> tuple[dict, dict]:
     """One upstream pair in, its two KTO examples out: (from chosen, from rejected).
 
@@ -252,7 +251,7 @@ def pair_to_examples(
             "average_rating": rating,
         }
         for side, completion, label, rating in zip(
-            ("chosen", "rejected"), completions, labels, (chosen_rating, rejected_rating)
+            ("chosen", "rejected"), completions, labels, (chosen_rating, rejected_rating), strict=False
         )
     )
 
@@ -338,11 +337,7 @@ def _next_label(pools, run_label, run_length, cap, position, rng) -> bool:
     available = [label for label in (True, False) if pools[label]]
     if len(available) == 1:
         return available[0]
-    within_cap = [
-        label
-        for label in available
-        if not (label == run_label and (run_length >= cap or position == 1))
-    ]
+    within_cap = [label for label in available if not (label == run_label and (run_length >= cap or position == 1))]
     candidates = [label for label in within_cap if keeps_arrangeable(label)] or within_cap or available
     if len(candidates) == 1:
         return candidates[0]
@@ -659,11 +654,11 @@ class UltraFeedbackKTOConfig(datasets.BuilderConfig):
     seed: int = 42
     label_rule: Literal["pairwise", "absolute"] = "pairwise"
     desirable_threshold: float = 4.0
-    min_rating_margin: Optional[float] = None
-    max_pairs: Optional[int] = None
+    min_rating_margin: float | None = None
+    max_pairs: int | None = None
     on_bad_rows: Literal["error", "warn", "skip"] = "warn"
     shuffle_bucket_pairs: int = 16_384
-    shuffle_dir: Optional[str] = None
+    shuffle_dir: str | None = None
 
     def __post_init__(self):
         super().__post_init__()
@@ -726,7 +721,7 @@ class UltraFeedbackKTO(datasets.GeneratorBasedBuilder):
         names = self._source_names(dl_manager)
         paths = dl_manager.download(names)
         # Every file is checked, and counted, before any row is written.
-        counts = [inspect_source(name, path) for name, path in zip(names, paths)]
+        counts = [inspect_source(name, path) for name, path in zip(names, paths, strict=False)]
         pairs = min(sum(counts), self.config.max_pairs or math.inf)
         first_rows = [sum(counts[:i]) for i in range(len(counts))]
         if self.config.order == "upstream":
@@ -751,7 +746,9 @@ class UltraFeedbackKTO(datasets.GeneratorBasedBuilder):
         if self.config.data_files:
             return [name for files in self.config.data_files.values() for name in files]
         pattern = f"hf://datasets/{UPSTREAM_REPO}@{self.config.upstream_revision}/{UPSTREAM_FILES}"
-        return list(datasets.data_files.DataFilesList.from_patterns([pattern], download_config=dl_manager.download_config))
+        return list(
+            datasets.data_files.DataFilesList.from_patterns([pattern], download_config=dl_manager.download_config)
+        )
 
     def _generate_examples(self, split, names, paths, first_rows, buckets=None, num_buckets=1):
         report = DropReport(split=split)
@@ -772,7 +769,7 @@ class UltraFeedbackKTO(datasets.GeneratorBasedBuilder):
             "desirable_threshold": config.desirable_threshold,
             "min_rating_margin": config.min_rating_margin,
         }
-        for name, path, first_row in zip(names, paths, first_rows):
+        for name, path, first_row in zip(names, paths, first_rows, strict=False):
             row = 0
             for prompts, rows in read_batches(name, path):
                 selected = []
@@ -834,7 +831,7 @@ class _BucketStore:
 
     FLUSH_ROWS = 8_192
 
-    def __init__(self, schema: pa.Schema, directory: Optional[str]):
+    def __init__(self, schema: pa.Schema, directory: str | None):
         self.schema = schema
         self.directory = directory
         self.pending: dict[int, list[dict]] = {}
@@ -864,7 +861,7 @@ class _BucketStore:
             self.writers[bucket].write_table(pa.Table.from_pylist(rows, schema=self.schema))
         self.pending, self.pending_rows = {}, 0
 
-    def load(self, bucket: int) -> Optional[pa.Table]:
+    def load(self, bucket: int) -> pa.Table | None:
         self._flush()
         writer = self.writers.pop(bucket, None)
         if writer is None:

@@ -24,6 +24,7 @@ def _portable(features: dict) -> dict:
     ``datasets`` 4+ writes ``{"_type": "List", ...}``, which 3.6 (the last release that
     runs loading scripts, and reads this file beside the script) does not know.
     """
+
     def portable(value):
         if isinstance(value, dict):
             if value.get("_type") == "List" and value.get("length", -1) == -1:

@@ -44,8 +44,12 @@ def upstream_10k(tmp_path_factory) -> Path:
 
 
 def make_builder(cache_dir: Path, data_files, config_name: str = "default", **options) -> UltraFeedbackKTO:
-    return UltraFeedbackKTO(config_name=config_name, data_files=str(data_files) if isinstance(data_files, Path) else data_files,
-                            cache_dir=str(cache_dir), **options)
+    return UltraFeedbackKTO(
+        config_name=config_name,
+        data_files=str(data_files) if isinstance(data_files, Path) else data_files,
+        cache_dir=str(cache_dir),
+        **options,
+    )
 
 
 def build(cache_dir: Path, data_files, config_name: str = "default", num_proc=None, **options) -> datasets.DatasetDict:

@@ -6,10 +6,9 @@ import collections
 
 import datasets
 import pyarrow.parquet as pq
-import pytest
 
 from publish.sample import generate_table, write_upstream
-from tests.conftest import build, make_builder, stream
+from tests.conftest import build, stream
 from tests.trl_reference import trl_examples
 from ultrafeedback_kto import order_problems, prompt_id, render_prompt, split_of
 
@@ -20,7 +19,7 @@ def upstream_prompt_ids(table) -> list[str]:
 
 
 def triples(dataset):
-    return collections.Counter(zip(dataset["prompt"], dataset["completion"], dataset["label"]))
+    return collections.Counter(zip(dataset["prompt"], dataset["completion"], dataset["label"], strict=False))
 
 
 def two_turn_only(table):
@@ -42,7 +41,7 @@ def test_every_pair_gives_two_rows_and_splits_follow_the_prompt(tmp_path, upstre
     built = build(tmp_path, upstream_2k)
     assert built["train"].num_rows + built["test"].num_rows == 4_000
     assert 0.02 < built["test"].num_rows / 4_000 < 0.09
-    for split, dataset in built.items():
+    for _split, dataset in built.items():
         by_prompt = collections.Counter(dataset["prompt_id"])
         assert all(count % 2 == 0 for count in by_prompt.values())  # both halves of every pair
     assert not set(built["train"]["prompt_id"]) & set(built["test"]["prompt_id"])
@@ -111,8 +110,10 @@ def test_conversational_rows_follow_the_default_rows_one_to_one(tmp_path, upstre
     conversational = build(tmp_path / "b", upstream_2k, "conversational")["train"]
     assert conversational["prompt_id"] == standard["prompt_id"]
     assert [c[0]["content"] for c in conversational["completion"]] == standard["completion"]
-    assert conversational.features["prompt"] == datasets.Features({"p": [{"content": datasets.Value("string"),
-                                                                           "role": datasets.Value("string")}]})["p"]
+    assert (
+        conversational.features["prompt"]
+        == datasets.Features({"p": [{"content": datasets.Value("string"), "role": datasets.Value("string")}]})["p"]
+    )
 
 
 def test_seed_changes_the_order_only(tmp_path, upstream_2k):
@@ -142,8 +143,10 @@ def test_min_rating_margin_drops_close_pairs(tmp_path, upstream_2k):
     assert 0 < built.num_rows < 4_000
     table = generate_table(2_000, seed=1).to_pylist()
     kept = sum(
-        1 for p in table
-        if p["chosen-rating"] is not None and p["rejected-rating"] is not None
+        1
+        for p in table
+        if p["chosen-rating"] is not None
+        and p["rejected-rating"] is not None
         and p["chosen-rating"] - p["rejected-rating"] >= 1.0
     )
     assert built.num_rows == 2 * kept

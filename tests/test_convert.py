@@ -7,9 +7,9 @@ import math
 import pytest
 
 from ultrafeedback_kto import (
+    FEATURES,
     BadPair,
     DroppedPair,
-    FEATURES,
     pair_to_examples,
     prompt_id,
     render_prompt,
@@ -92,10 +92,15 @@ def test_multi_turn_pair_keeps_every_turn_before_the_last():
         (lambda p: p["chosen"][-1].update(content=""), "empty or missing completion"),
         (lambda p: p["rejected"][-1].update(content=None), "empty or missing completion"),
         (lambda p: p["chosen"].append(user("more?")), "conversation does not end with an assistant turn"),
-        (lambda p: p["rejected"][0].update(content="Name a square."), "chosen and rejected differ before the last turn"),
+        (
+            lambda p: p["rejected"][0].update(content="Name a square."),
+            "chosen and rejected differ before the last turn",
+        ),
         (lambda p: p.update(prompt="Name a square."), "prompt differs from the first user turn"),
-        (lambda p: p["chosen"][0].update(role="system") or p["rejected"][0].update(role="system"),
-         "prompt differs from the first user turn"),
+        (
+            lambda p: p["chosen"][0].update(role="system") or p["rejected"][0].update(role="system"),
+            "prompt differs from the first user turn",
+        ),
         (lambda p: p.update({"rejected-rating": 5.5}), "rejected rated above chosen"),
         (lambda p: p["chosen"].__setitem__(0, "text"), "malformed message (not a {content, role} pair of strings)"),
     ],
@@ -116,8 +121,9 @@ def test_ties_and_missing_ratings_are_kept_by_default():
 
 
 def test_absolute_rule_labels_each_completion_by_its_own_rating():
-    both_good = pair_to_examples(make_pair(chosen_rating=5.0, rejected_rating=4.5), label_rule="absolute",
-                                 desirable_threshold=4.5)
+    both_good = pair_to_examples(
+        make_pair(chosen_rating=5.0, rejected_rating=4.5), label_rule="absolute", desirable_threshold=4.5
+    )
     assert [e["label"] for e in both_good] == [True, True]
     both_bad = pair_to_examples(make_pair(chosen_rating=3.0, rejected_rating=1.0), label_rule="absolute")
     assert [e["label"] for e in both_bad] == [False, False]

@@ -26,5 +26,12 @@ def test_dataset_infos_describe_both_configs_readably():
     for name, info in written.items():
         parsed = datasets.DatasetInfo.from_dict(info)
         assert parsed.config_name == name and parsed.license == "mit" and str(parsed.version) == "1.0.0"
-        assert list(parsed.features) == ["prompt", "completion", "label", "prompt_id", "source", "model",
-                                         "average_rating"]
+        assert list(parsed.features) == [
+            "prompt",
+            "completion",
+            "label",
+            "prompt_id",
+            "source",
+            "model",
+            "average_rating",
+        ]

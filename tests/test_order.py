@@ -47,7 +47,7 @@ def test_arrange_keeps_runs_short_even_across_buckets_laid_end_to_end():
         rows_ids += [prompt_ids[i] for i in order]
         rows_labels += [labels[i] for i in order]
     assert longest_run(rows_labels) <= 7
-    assert all(a != b for a, b in zip(rows_ids, rows_ids[1:]))
+    assert all(a != b for a, b in zip(rows_ids, rows_ids[1:], strict=False))
 
 
 def test_arrange_is_a_shuffle():

@@ -22,8 +22,15 @@ def real_upstream(tmp_path):
     """
     rows = [json.loads(line) for line in real_file("ultrafeedback-cleaned-rows0-299.text-only.jsonl").open()]
     for i, row in enumerate(rows):
-        row.update({"source": ["evol_instruct", "sharegpt", "ultrachat"][i % 3], "chosen-rating": 4.5,
-                    "chosen-model": "gpt-4", "rejected-rating": 2.0, "rejected-model": "alpaca-7b"})
+        row.update(
+            {
+                "source": ["evol_instruct", "sharegpt", "ultrachat"][i % 3],
+                "chosen-rating": 4.5,
+                "chosen-model": "gpt-4",
+                "rejected-rating": 2.0,
+                "rejected-model": "alpaca-7b",
+            }
+        )
     path = tmp_path / "real.parquet"
     pq.write_table(pa.Table.from_pylist(rows), path)
     return rows, path
@@ -46,9 +53,16 @@ def test_full_schema_row_keeps_its_metadata(tmp_path):
     built = build(tmp_path / "cache", path, test_size=0, order="upstream")["train"]
     chosen, rejected = built[0], built[1]
     assert (chosen["source"], chosen["model"], chosen["average_rating"], chosen["label"]) == (
-        upstream["source"], upstream["chosen-model"], upstream["chosen-rating"], True)
+        upstream["source"],
+        upstream["chosen-model"],
+        upstream["chosen-rating"],
+        True,
+    )
     assert (rejected["model"], rejected["average_rating"], rejected["label"]) == (
-        upstream["rejected-model"], upstream["rejected-rating"], False)
+        upstream["rejected-model"],
+        upstream["rejected-rating"],
+        False,
+    )
     assert chosen["completion"] == upstream["chosen"][-1]["content"]
 
 

@@ -38,4 +38,4 @@ def trl_examples(upstream: datasets.Dataset) -> list[tuple[str, str, bool]]:
     """(prompt, completion, label) for every row TRL's recipe makes of the upstream."""
     pairs = upstream.select_columns(["prompt", "chosen", "rejected"]).map(to_assistant_text, batched=True)
     unpaired = unpair_preference_dataset(pairs)
-    return list(zip(unpaired["prompt"], unpaired["completion"], unpaired["label"]))
+    return list(zip(unpaired["prompt"], unpaired["completion"], unpaired["label"], strict=False))
