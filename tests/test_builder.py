@@ -6,6 +6,7 @@ import collections
 
 import datasets
 import pyarrow.parquet as pq
+import pytest
 
 from publish.sample import generate_table, write_upstream
 from tests.conftest import build, stream
@@ -150,3 +151,13 @@ def test_min_rating_margin_drops_close_pairs(tmp_path, upstream_2k):
         and p["chosen-rating"] - p["rejected-rating"] >= 1.0
     )
     assert built.num_rows == 2 * kept
+
+
+def test_shuffle_buckets_wait_in_shuffle_dir_and_are_removed(tmp_path, upstream_2k):
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    built = build(tmp_path / "cache", upstream_2k, shuffle_dir=str(scratch), shuffle_bucket_pairs=500)
+    assert built["train"].num_rows > 0
+    assert list(scratch.iterdir()) == []
+    with pytest.raises(Exception, match="missing-scratch"):
+        build(tmp_path / "cache2", upstream_2k, shuffle_dir=str(tmp_path / "missing-scratch"))
