@@ -681,6 +681,8 @@ class UltraFeedbackKTOConfig(datasets.BuilderConfig):
             raise ValueError(f"max_pairs={self.max_pairs!r}: expected a positive number of pairs")
         if self.shuffle_bucket_pairs < 1:
             raise ValueError(f"shuffle_bucket_pairs={self.shuffle_bucket_pairs!r}: expected a positive number")
+        if self.shuffle_dir is not None and not os.path.isdir(self.shuffle_dir):
+            raise ValueError(f"shuffle_dir={self.shuffle_dir!r}: no such folder")
         if self.min_rating_margin is not None and self.min_rating_margin < 0:
             raise ValueError(f"min_rating_margin={self.min_rating_margin!r}: expected a non-negative rating gap")
 

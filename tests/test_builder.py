@@ -159,5 +159,5 @@ def test_shuffle_buckets_wait_in_shuffle_dir_and_are_removed(tmp_path, upstream_
     built = build(tmp_path / "cache", upstream_2k, shuffle_dir=str(scratch), shuffle_bucket_pairs=500)
     assert built["train"].num_rows > 0
     assert list(scratch.iterdir()) == []
-    with pytest.raises(Exception, match="missing-scratch"):
+    with pytest.raises(ValueError, match="missing-scratch'. no such folder"):
         build(tmp_path / "cache2", upstream_2k, shuffle_dir=str(tmp_path / "missing-scratch"))
