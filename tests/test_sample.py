@@ -1,0 +1,336 @@
+"""The fake-upstream generator: schema, determinism, file formats, the command, and the
+traits of the real upstream that the converter must cope with (checked at 2,000 pairs)."""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.json as pajson
+import pyarrow.parquet as pq
+import pytest
+
+from publish import sample
+from publish.sample import UPSTREAM_SCHEMA, generate_batches, generate_table, main, write_upstream
+
+PROJECT = Path(__file__).resolve().parents[1]
+
+N = 2_000
+UPSTREAM_PAIRS = 60_917
+UPSTREAM_ARROW_BYTES = 284_937_773
+
+SOURCES = {
+    "evol_instruct", "false_qa", "flan_v2_niv2", "flan_v2_cot",
+    "flan_v2_p3", "flan_v2_flan2021", "sharegpt", "ultrachat",
+}  # fmt: skip
+MODELS = {
+    "gpt-4", "gpt-3.5-turbo", "gpt-4-turbo", "wizardlm-70b", "wizardlm-13b",
+    "llama-2-70b-chat", "llama-2-13b-chat", "starchat", "pythia-12b",
+    "falcon-40b-instruct", "mpt-30b-chat", "ultralm-65b", "vicuna-33b", "bard", "alpaca-7b",
+}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def table() -> pa.Table:
+    return generate_table(N, seed=0)
+
+
+@pytest.fixture(scope="module")
+def rows(table) -> list[dict]:
+    return table.to_pylist()
+
+
+def completions(rows: list[dict]) -> list[str]:
+    return [r[col][-1]["content"] for r in rows for col in ("chosen", "rejected")]
+
+
+def share(flags) -> float:
+    flags = list(flags)
+    return sum(map(bool, flags)) / len(flags)
+
+
+def read_jsonl_with_pyarrow(path: Path) -> pa.Table:
+    options = pajson.ParseOptions(explicit_schema=UPSTREAM_SCHEMA, unexpected_field_behavior="error")
+    return pajson.read_json(path, parse_options=options).select(UPSTREAM_SCHEMA.names)
+
+
+# ---------------------------------------------------------------- schema and API
+
+
+def test_schema_is_the_upstream_schema():
+    assert UPSTREAM_SCHEMA.names == [
+        "source", "prompt", "chosen", "chosen-rating", "chosen-model",
+        "rejected", "rejected-rating", "rejected-model",
+    ]  # fmt: skip
+    messages = pa.list_(pa.struct([("content", pa.string()), ("role", pa.string())]))
+    assert UPSTREAM_SCHEMA.field("chosen").type == messages
+    assert UPSTREAM_SCHEMA.field("rejected").type == messages
+    for name in ("chosen-rating", "rejected-rating"):
+        assert UPSTREAM_SCHEMA.field(name).type == pa.float64()
+    for name in ("source", "prompt", "chosen-model", "rejected-model"):
+        assert UPSTREAM_SCHEMA.field(name).type == pa.string()
+    assert generate_table(5).schema == UPSTREAM_SCHEMA
+
+
+def test_batches_have_the_schema_and_the_requested_sizes():
+    batches = list(generate_batches(25, seed=3, batch_size=10))
+    assert [b.num_rows for b in batches] == [10, 10, 5]
+    assert all(b.schema == UPSTREAM_SCHEMA for b in batches)
+    assert pa.Table.from_batches(batches).equals(generate_table(25, seed=3))
+
+
+def test_zero_pairs_and_bad_arguments(tmp_path):
+    assert generate_table(0).num_rows == 0
+    assert generate_table(0).schema == UPSTREAM_SCHEMA
+    with pytest.raises(ValueError, match="n_pairs"):
+        list(generate_batches(-1))
+    with pytest.raises(ValueError, match="batch_size"):
+        list(generate_batches(5, batch_size=0))
+    empty = write_upstream(tmp_path / "empty.parquet", 0)
+    assert pq.read_table(empty).num_rows == 0
+
+
+# ------------------------------------------------------------------ determinism
+
+
+def test_same_seed_same_table_other_seed_other_table():
+    assert generate_table(200, seed=7).equals(generate_table(200, seed=7))
+    assert not generate_table(200, seed=7).equals(generate_table(200, seed=8))
+
+
+def test_prefix_property_whatever_the_total_or_batch_size():
+    big = generate_table(130, seed=5)
+    assert big.slice(0, 40).equals(generate_table(40, seed=5))
+    assert pa.Table.from_batches(list(generate_batches(130, seed=5, batch_size=7))).equals(big)
+
+
+def test_prefix_property_holds_for_reused_prompts(rows):
+    # A reused prompt is rebuilt from the earlier pair's seed, not copied from memory.
+    first_seen: dict[str, int] = {}
+    reused_at = None
+    for i, r in enumerate(rows):
+        if r["prompt"] in first_seen:
+            reused_at = i
+            break
+        first_seen[r["prompt"]] = i
+    assert reused_at is not None
+    small = generate_table(reused_at + 1, seed=0).to_pylist()
+    assert small[-1] == rows[reused_at]
+
+
+def test_jsonl_is_byte_identical_for_the_same_pairs_and_seed(tmp_path):
+    a = write_upstream(tmp_path / "a.jsonl", 300, seed=11)
+    b = write_upstream(tmp_path / "b.jsonl", 300, seed=11)
+    assert a.read_bytes() == b.read_bytes()
+    lines = a.read_text(encoding="utf-8").splitlines()
+    assert len(lines) == 300
+    assert all(list(json.loads(line)) == UPSTREAM_SCHEMA.names for line in lines)
+    # ensure_ascii=False: non-ASCII text is written as UTF-8, not as \u escapes
+    text = a.read_text(encoding="utf-8")
+    assert "\\u" not in text
+    assert not text.isascii()
+
+
+def test_parquet_is_identical_for_the_same_pairs_and_seed(tmp_path):
+    a = pq.read_table(write_upstream(tmp_path / "a.parquet", 300, seed=11))
+    b = pq.read_table(write_upstream(tmp_path / "b.parquet", 300, seed=11))
+    assert a.equals(b)
+    assert a.schema.remove_metadata() == UPSTREAM_SCHEMA
+
+
+# ------------------------------------------------------------------ file formats
+
+
+def test_parquet_and_jsonl_hold_the_same_pairs(tmp_path):
+    expected = generate_table(300, seed=4)
+    parquet = pq.read_table(write_upstream(tmp_path / "up.parquet", 300, seed=4))
+    jsonl = write_upstream(tmp_path / "up.jsonl", 300, seed=4)
+    assert parquet.equals(expected)
+    assert read_jsonl_with_pyarrow(jsonl).equals(expected)
+    with jsonl.open(encoding="utf-8") as f:
+        assert [json.loads(line) for line in f] == expected.to_pylist()
+
+
+def test_parquet_row_groups_are_at_most_10000_rows(tmp_path):
+    path = write_upstream(tmp_path / "up.parquet", 10_050, seed=0)
+    meta = pq.ParquetFile(path).metadata
+    assert meta.num_rows == 10_050
+    assert [meta.row_group(i).num_rows for i in range(meta.num_row_groups)] == [10_000, 50]
+    assert meta.row_group(0).column(0).compression == "SNAPPY"  # pyarrow's default
+
+
+def test_suffix_chooses_the_format_and_unknown_suffixes_are_refused(tmp_path):
+    assert pq.read_table(write_upstream(tmp_path / "UP.PARQUET", 3)).num_rows == 3
+    for name in ("up.csv", "up.json", "up"):
+        target = tmp_path / name
+        with pytest.raises(ValueError, match="use .parquet or .jsonl") as info:
+            write_upstream(target, 3)
+        assert str(target) in str(info.value)
+        assert not target.exists()
+
+
+def test_finished_file_has_ordinary_permissions(tmp_path):
+    done = write_upstream(tmp_path / "done.parquet", 2)
+    plain = tmp_path / "plain"
+    plain.write_bytes(b"")
+    assert done.stat().st_mode == plain.stat().st_mode
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["done.parquet", "plain"]
+
+
+def test_interrupted_write_leaves_no_file_and_keeps_the_old_one(tmp_path, monkeypatch):
+    target = tmp_path / "up.parquet"
+    target.write_bytes(b"old")
+
+    real = sample.generate_batches
+
+    def interrupted(n_pairs, seed=0, batch_size=10_000):
+        yield from real(5, seed, batch_size)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(sample, "generate_batches", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        write_upstream(target, 100)
+    assert target.read_bytes() == b"old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["up.parquet"]
+
+    monkeypatch.setattr(sample, "_pair", lambda seed, index: 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        write_upstream(tmp_path / "new.jsonl", 10)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["up.parquet"]
+
+
+# ---------------------------------------------------------------------- command
+
+
+def test_command_writes_a_readable_file(tmp_path, capsys):
+    out = tmp_path / "sub" / "up.parquet"
+    assert main(["--pairs", "50", "--seed", "2", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out.strip().splitlines()
+    assert len(printed) == 1
+    assert str(out) in printed[0] and "50" in printed[0] and f"{out.stat().st_size:,}" in printed[0]
+    assert pq.read_table(out).equals(generate_table(50, seed=2))
+
+    out_jsonl = tmp_path / "up.jsonl"
+    assert main(["--pairs", "20", "--out", str(out_jsonl)]) == 0
+    assert read_jsonl_with_pyarrow(out_jsonl).equals(generate_table(20))
+
+
+def test_command_rejects_an_unknown_suffix(tmp_path, capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["--pairs", "5", "--out", str(tmp_path / "up.csv")])
+    assert info.value.code == 2
+    assert "up.csv" in capsys.readouterr().err
+    assert not (tmp_path / "up.csv").exists()
+
+
+def test_command_help_runs_as_a_module():
+    env = {**os.environ, "PYTHONPATH": str(PROJECT)}
+    done = subprocess.run(
+        [sys.executable, "-m", "publish.sample", "--help"],
+        cwd=PROJECT, env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "--pairs" in done.stdout and "--seed" in done.stdout and "--out" in done.stdout
+
+
+# ------------------------------------------------------------ traits at 2,000 pairs
+
+
+def test_every_row_is_a_valid_preference_pair(rows):
+    assert len(rows) == N
+    for r in rows:
+        chosen, rejected = r["chosen"], r["rejected"]
+        assert chosen[0] == {"content": r["prompt"], "role": "user"}
+        assert rejected[0] == {"content": r["prompt"], "role": "user"}
+        for messages in (chosen, rejected):
+            assert len(messages) in (2, 4)
+            assert [m["role"] for m in messages] == ["user", "assistant"] * (len(messages) // 2)
+            assert all(m["content"].strip() for m in messages)
+        assert chosen[:-1] == rejected[:-1]
+        assert r["prompt"].strip()
+        assert r["source"] in SOURCES
+        assert r["chosen-model"] in MODELS and r["rejected-model"] in MODELS
+
+
+def test_some_pairs_are_multi_turn(rows):
+    assert 0.015 <= share(len(r["chosen"]) == 4 for r in rows) <= 0.05
+
+
+def test_text_has_lines_code_blocks_non_ascii_and_emoji(rows):
+    texts = completions(rows)
+    assert share("\n" in t for t in texts) > 0.5
+    assert 0.15 <= share("```" in t for t in texts) <= 0.35
+    assert any("```python\n" in t for t in texts)
+    assert any("\n```" in t for t in texts)
+
+    def row_text(r):
+        return r["prompt"] + "".join(m["content"] for m in r["chosen"] + r["rejected"])
+
+    all_text = [row_text(r) for r in rows]
+    assert 0.08 <= share(not t.isascii() for t in all_text) <= 0.2
+    joined = "".join(t for t in all_text if not t.isascii())
+    assert any(c in joined for c in "éüñçà")  # accents
+    assert any("\u4e00" <= c <= "\u9fff" for c in joined)  # CJK
+    assert any("\u0400" <= c <= "\u04ff" for c in joined)  # Cyrillic
+    emoji_rows = share(any(ord(c) >= 0x1F300 for c in t) for t in all_text)
+    assert 0.005 <= emoji_rows <= 0.05
+
+
+def test_a_few_completions_are_very_long(rows):
+    long = [t for t in completions(rows) if len(t) > 8_000]
+    assert 2 <= len(long) <= 0.01 * 2 * N
+
+
+def test_lengths_follow_the_real_data(rows):
+    prompts = [len(r["prompt"]) for r in rows]
+    chosen = [len(r["chosen"][-1]["content"]) for r in rows]
+    rejected = [len(r["rejected"][-1]["content"]) for r in rows]
+    assert 300 <= statistics.median(prompts) <= 450
+    assert 400 <= statistics.mean(prompts) <= 550
+    assert 1_700 <= statistics.median(chosen) < 2_000
+    assert 1_750 <= statistics.mean(chosen) <= 2_100
+    assert 1_250 <= statistics.median(rejected) <= 1_600
+    assert 1_350 <= statistics.mean(rejected) <= 1_700
+    assert min(prompts) > 0 and min(chosen) > 0 and min(rejected) > 0
+
+
+def test_ratings_are_quarter_points_ordered_with_some_ties_and_nulls(rows):
+    chosen = [r["chosen-rating"] for r in rows]
+    rejected = [r["rejected-rating"] for r in rows]
+    quarter_points = {q / 4 for q in range(4, 21)}
+    assert {x for x in chosen + rejected if x is not None} <= quarter_points
+    both = [(c, j) for c, j in zip(chosen, rejected, strict=True) if c is not None and j is not None]
+    assert all(c >= j for c, j in both)
+    assert 0.005 <= share(c == j for c, j in both) <= 0.04
+    assert 0.003 <= share(c is None or j is None for c, j in zip(chosen, rejected, strict=True)) <= 0.025
+    assert None in chosen and None in rejected
+
+
+def test_some_prompts_are_reused_with_different_completions(rows):
+    first: dict[str, dict] = {}
+    reused = 0
+    for r in rows:
+        earlier = first.get(r["prompt"])
+        if earlier is None:
+            first[r["prompt"]] = r
+            continue
+        reused += 1
+        assert r["source"] == earlier["source"]
+        assert r["chosen"][-1] != earlier["chosen"][-1]
+    assert 0.03 <= reused / len(rows) <= 0.07
+
+
+def test_sources_and_models_are_realistic(rows):
+    assert {r["source"] for r in rows} == SOURCES
+    assert {r["chosen-model"] for r in rows} | {r["rejected-model"] for r in rows} == MODELS
+    assert share(r["chosen-model"] != r["rejected-model"] for r in rows) >= 0.95
+
+
+def test_arrow_size_extrapolates_to_the_real_upstream(table):
+    extrapolated = table.nbytes / table.num_rows * UPSTREAM_PAIRS
+    assert 0.9 * UPSTREAM_ARROW_BYTES <= extrapolated <= 1.1 * UPSTREAM_ARROW_BYTES
