@@ -17,8 +17,7 @@ import pytest
 
 from publish import sample
 from publish.sample import UPSTREAM_SCHEMA, generate_batches, generate_table, main, write_upstream
-
-PROJECT = Path(__file__).resolve().parents[1]
+from tests.conftest import PROJECT
 
 N = 2_000
 UPSTREAM_PAIRS = 60_917
@@ -334,3 +333,9 @@ def test_sources_and_models_are_realistic(rows):
 def test_arrow_size_extrapolates_to_the_real_upstream(table):
     extrapolated = table.nbytes / table.num_rows * UPSTREAM_PAIRS
     assert 0.9 * UPSTREAM_ARROW_BYTES <= extrapolated <= 1.1 * UPSTREAM_ARROW_BYTES
+
+
+def test_shipped_sample_is_what_the_generator_makes():
+    """sample/ is generated, never edited: `python -m publish.sample --pairs 400 --seed 0 --out sample/...`."""
+    shipped = pq.read_table(PROJECT / "sample" / "ultrafeedback-sample.parquet")
+    assert shipped.equals(generate_table(400, seed=0))
