@@ -42,7 +42,7 @@ logger = datasets.logging.get_logger(__name__)
 UPSTREAM_REPO = "argilla/ultrafeedback-binarized-preferences-cleaned"
 UPSTREAM_FILES = "data/train-*.parquet"
 
-_CITATION = """\
+CITATION = """\
 @article{ethayarajh2024kto,
   title   = {KTO: Model Alignment as Prospect Theoretic Optimization},
   author  = {Ethayarajh, Kawin and Xu, Winnie and Muennighoff, Niklas and Jurafsky, Dan and Kiela, Douwe},
@@ -553,6 +553,14 @@ class DropReport:
         if counter[reason] <= self.FIRST_PLACES:
             self.places.setdefault(reason, []).append(f"{name} row {row}")
 
+    def merge(self, other: DropReport) -> None:
+        self.bad.update(other.bad)
+        self.dropped.update(other.dropped)
+        self.pairs_seen += other.pairs_seen
+        for reason, places in other.places.items():
+            mine = self.places.setdefault(reason, [])
+            mine.extend(places[: self.FIRST_PLACES - len(mine)])
+
     def lines(self) -> list[str]:
         return [
             f"{reason}: {count} pair(s) (first at {'; '.join(self.places[reason])})"
@@ -709,11 +717,14 @@ class UltraFeedbackKTO(datasets.GeneratorBasedBuilder):
         super().__init__(*args, **kwargs)
         # Options given with a named config are set on a copy of it, past __post_init__.
         self.config.check_options()
+        #: Pairs left out per split, filled as splits are generated in this process (with
+        #: num_proc > 1 the jobs' reports stay in their processes and only reach the log).
+        self.drop_reports: dict[str, DropReport] = {}
 
     def _info(self) -> datasets.DatasetInfo:
         return datasets.DatasetInfo(
             description=_DESCRIPTION,
-            citation=_CITATION,
+            citation=CITATION,
             homepage=_HOMEPAGE,
             license="mit",
             features=FEATURES[self.config.format],
@@ -760,6 +771,7 @@ class UltraFeedbackKTO(datasets.GeneratorBasedBuilder):
         else:
             yield from self._shuffled(examples, buckets)
         _log_report(report, self.config.on_bad_rows)
+        self.drop_reports.setdefault(split, DropReport(split=split)).merge(report)
 
     def _examples_in_upstream_order(self, split, names, paths, first_rows, report, buckets, num_buckets):
         """Yield ``(upstream row, side, bucket, example)`` for this split and these buckets."""

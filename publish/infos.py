@@ -13,6 +13,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+import datasets
+
 from ultrafeedback_kto import UltraFeedbackKTO
 
 PROJECT_INFOS = Path(__file__).resolve().parents[1] / "dataset_infos.json"
@@ -35,19 +37,27 @@ def _portable(features: dict) -> dict:
     return portable(features)
 
 
-def dataset_infos() -> dict[str, dict]:
-    """{config name: DatasetInfo as a JSON-ready dict} for every config of the builder."""
-    infos = {}
-    with tempfile.TemporaryDirectory() as cache_dir:
-        for config in UltraFeedbackKTO.BUILDER_CONFIGS:
-            info = dataclasses.asdict(UltraFeedbackKTO(config_name=config.name, cache_dir=cache_dir).info)
-            info["features"] = _portable(info["features"])
-            infos[config.name] = info
-    return infos
+def info_to_json(info: datasets.DatasetInfo) -> dict:
+    """A DatasetInfo as ``dataset_infos.json`` holds it, readable by every datasets release."""
+    data = dataclasses.asdict(info)
+    data["features"] = _portable(data["features"])
+    return data
+
+
+def render_infos(infos: dict[str, datasets.DatasetInfo]) -> str:
+    """The text of a ``dataset_infos.json`` for {config name: info}."""
+    return json.dumps({name: info_to_json(info) for name, info in infos.items()}, indent=4, ensure_ascii=False) + "\n"
 
 
 def render() -> str:
-    return json.dumps(dataset_infos(), indent=4, ensure_ascii=False) + "\n"
+    """The project's ``dataset_infos.json``: the builder's info for every config."""
+    with tempfile.TemporaryDirectory() as cache_dir:
+        return render_infos(
+            {
+                config.name: UltraFeedbackKTO(config_name=config.name, cache_dir=cache_dir).info
+                for config in UltraFeedbackKTO.BUILDER_CONFIGS
+            }
+        )
 
 
 def main(argv: list[str] | None = None) -> int:

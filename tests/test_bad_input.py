@@ -170,3 +170,15 @@ def test_bad_options_are_refused_clearly(tmp_path, pairs):
     ]:
         with pytest.raises(ValueError, match=words):
             make_builder(tmp_path / "cache", path, **options)
+
+
+def test_builder_keeps_a_report_of_left_out_pairs(tmp_path, pairs):
+    path, bad = bad_rows_file(tmp_path, pairs)
+    builder = make_builder(tmp_path / "cache", path, test_size=0, min_rating_margin=0.5)
+    builder.download_and_prepare()
+    report = builder.drop_reports["train"]
+    assert report.pairs_seen == 200
+    assert sum(report.bad.values()) == len(bad)
+    assert report.bad["empty or missing completion"] == 2
+    assert report.dropped["rating margin below min_rating_margin"] > 0
+    assert builder.as_dataset()["train"].num_rows == 2 * (200 - len(bad) - sum(report.dropped.values()))

@@ -1,0 +1,86 @@
+"""``python -m publish build | verify | push``: build the dataset folder, check it, publish it.
+
+A thin layer: each command parses its arguments into the dataclass of the module that does
+the work, and turns a `PublishError` (or a failure of the builder) into one line on stderr
+and a non-zero exit, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+
+from publish.errors import PublishError
+
+
+def _builder_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("builder options (see UltraFeedbackKTOConfig)")
+    group.add_argument("--test-size", type=float, help="fraction of prompts in test (default 0.05; 0: train only)")
+    group.add_argument("--order", choices=["shuffled", "upstream"], help="row order (default shuffled)")
+    group.add_argument("--seed", type=int, help="shuffle seed (default 42)")
+    group.add_argument("--label-rule", choices=["pairwise", "absolute"], help="how labels are set (default pairwise)")
+    group.add_argument("--desirable-threshold", type=float, help="lowest desirable rating with --label-rule absolute")
+    group.add_argument("--min-rating-margin", type=float, help="leave out pairs whose ratings differ by less")
+    group.add_argument("--max-pairs", type=int, help="read only the first N upstream pairs")
+    group.add_argument("--on-bad-rows", choices=["error", "warn", "skip"], help="bad pairs policy (default warn)")
+    group.add_argument("--upstream-revision", help="upstream branch, tag or commit when reading the Hub (default main)")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m publish", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True, metavar="{build,verify,push}")
+
+    build = commands.add_parser("build", help="build the dataset folder: parquet shards and the card")
+    source = build.add_mutually_exclusive_group()
+    source.add_argument("--source", nargs="+", metavar="PATH_OR_URL", help="upstream parquet or JSON Lines files")
+    source.add_argument("--sample", action="store_true", help="the small generated upstream sample shipped here")
+    build.add_argument("--out", default="ufkto", help="the folder to write (default: %(default)s)")
+    build.add_argument("--configs", default="default,conversational", help="comma-separated (default: %(default)s)")
+    build.add_argument("--repo-id", help="the id the card's examples load (default: the folder name)")
+    _builder_options(build)
+
+    verify = commands.add_parser("verify", help="check a built folder: shards, counts, features, order, card")
+    verify.add_argument("folder", help="the built folder")
+
+    push = commands.add_parser("push", help="verify, then publish a built folder to the Hugging Face Hub or ModelScope")
+    push.add_argument("folder", help="the built folder")
+    push.add_argument("--repo-id", required=True, help="NAMESPACE/NAME")
+    push.add_argument("--to", choices=["hf", "modelscope"], default="hf", help="where (default: %(default)s)")
+    push.add_argument("--private", action="store_true", help="create the repo private")
+    push.add_argument("--branch", help="commit to this branch (created when missing)")
+    push.add_argument("--create-pr", action="store_true", help="open a pull request instead of committing (hf only)")
+    push.add_argument("--tag", help="tag the pushed commit")
+    push.add_argument("--message", help="commit message")
+    push.add_argument("--dry-run", action="store_true", help="print what would be added, changed and deleted")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    args = _parser().parse_args(argv)
+    args.command_line = shlex.join(["python", "-m", "publish", *argv])
+    try:
+        if args.command == "build":
+            from publish.build import BuildArguments, build_folder
+
+            build_folder(BuildArguments.from_namespace(args))
+        elif args.command == "verify":
+            from publish.verify import verify_or_fail
+
+            verify_or_fail(args.folder)
+        else:
+            from publish.push import PushArguments, push_folder
+
+            push_folder(PushArguments.from_namespace(args))
+    except PublishError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("error: interrupted; nothing was replaced", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,261 @@
+"""``python -m publish build``: run the builder and write the dataset folder the Hub expects.
+
+The folder holds what ``Dataset.push_to_hub`` would write: ``README.md`` (the card),
+``data/{split}-{i:05d}-of-{n:05d}.parquet`` for the ``default`` config and
+``conversational/{split}-...`` for the other, written by ``datasets``' own parquet writer
+(content-defined chunking and a page index, so a refreshed version re-uploads only what
+changed). It is written into a hidden sibling and swapped in at the end, so a failed or
+interrupted build leaves the previous folder as it was.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import datasets
+from datasets.utils.py_utils import convert_file_size_to_int
+
+import publish
+from publish.card import CardInputs, Provenance, render_card
+from publish.errors import PublishError
+from publish.infos import render_infos
+from publish.stats import SplitStats, split_stats
+from ultrafeedback_kto import UPSTREAM_REPO, BadPair, UltraFeedbackKTO, UpstreamError
+
+PROJECT = Path(__file__).resolve().parents[1]
+SAMPLE = PROJECT / "sample" / "ultrafeedback-sample.parquet"
+#: Where each config's shards go, as push_to_hub lays them out.
+DATA_DIRS = {"default": "data", "conversational": "conversational"}
+#: Marks a folder written by this command; never published.
+MARKER = ".ufkto-build.json"
+#: Option names of the command line that are builder options.
+BUILDER_OPTIONS = (
+    "test_size", "order", "seed", "label_rule", "desirable_threshold", "min_rating_margin", "max_pairs",
+    "on_bad_rows", "upstream_revision",
+)  # fmt: skip
+
+
+@dataclasses.dataclass
+class BuildArguments:
+    """What to build and where.
+
+    Args:
+        out: the folder to write (replaced only if an earlier build made it).
+        sources: upstream parquet or JSON Lines files (paths or URLs); with neither this nor
+            ``sample``, the upstream is read from the Hub and its commit recorded.
+        sample: build from the generated sample shipped in ``sample/`` (not real data).
+        configs: the builder configs to write, e.g. ``["default", "conversational"]``.
+        options: builder options, e.g. ``{"seed": 7, "test_size": 0.1}``.
+        repo_id: the id the card's code snippets load; defaults to the folder name.
+        command: the command line, recorded in the card.
+    """
+
+    out: Path
+    sources: list[str] | None = None
+    sample: bool = False
+    configs: list[str] = dataclasses.field(default_factory=lambda: list(DATA_DIRS))
+    options: dict = dataclasses.field(default_factory=dict)
+    repo_id: str | None = None
+    command: str = "python -m publish build"
+
+    @classmethod
+    def from_namespace(cls, args) -> BuildArguments:
+        configs = [name.strip() for name in args.configs.split(",") if name.strip()]
+        unknown = [name for name in configs if name not in DATA_DIRS]
+        if unknown or not configs:
+            raise PublishError(f"--configs {args.configs!r}: choose among {', '.join(DATA_DIRS)}")
+        return cls(
+            out=Path(args.out),
+            sources=args.source,
+            sample=args.sample,
+            configs=configs,
+            options={name: getattr(args, name) for name in BUILDER_OPTIONS if getattr(args, name) is not None},
+            repo_id=args.repo_id,
+            command=args.command_line,
+        )
+
+
+def say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def build_folder(args: BuildArguments) -> dict:
+    """Build the folder; return its manifest (also written to ``MARKER`` inside it)."""
+    started = time.monotonic()
+    out = args.out.resolve()
+    _check_replaceable(out)
+    data_files, options, provenance = _resolve_source(args)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    partial = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    partial.chmod(0o777 & ~umask)  # mkdtemp makes it private; the result is an ordinary folder
+    try:
+        infos, stats = _write_configs(args.configs, data_files, options, partial)
+        inputs = CardInputs(
+            infos=infos,
+            data_dirs={name: DATA_DIRS[name] for name in infos},
+            stats=stats,
+            provenance=provenance,
+            repo_id=args.repo_id or out.name,
+        )
+        (partial / "README.md").write_text(render_card(inputs), encoding="utf-8")
+        (partial / "dataset_infos.json").write_text(render_infos(infos), encoding="utf-8")
+        manifest = {
+            "tool": "ufkto", "version": publish.__version__, "configs": list(infos),
+            "provenance": dataclasses.asdict(provenance),
+        }  # fmt: skip
+        (partial / MARKER).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+        _swap_in(partial, out)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    _summarize(out, stats, time.monotonic() - started)
+    return manifest
+
+
+def _check_replaceable(out: Path) -> None:
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise PublishError(f"{out} exists and is not a folder; choose another --out")
+    if any(out.iterdir()) and not (out / MARKER).is_file():
+        raise PublishError(f"{out} exists and was not made by `publish build` (no {MARKER}); "
+                           "move it away or choose another --out")  # fmt: skip
+
+
+def _resolve_source(args: BuildArguments) -> tuple[list[str] | None, dict, Provenance]:
+    """The builder's data_files and options, and the provenance the card records.
+
+    From the Hub, the revision is resolved to a commit first and the build pinned to it,
+    so the card names exactly what was read even if the upstream moves meanwhile.
+    """
+    options = dict(args.options)
+    common = {"tool_version": publish.__version__, "command": args.command}
+    if args.sample:
+        files, provenance = (
+            [str(SAMPLE)],
+            Provenance(source="sample", upstream_commit=None, source_files=[SAMPLE.name], options=options, **common),
+        )
+    elif args.sources:
+        files, provenance = (
+            list(args.sources),
+            Provenance(
+                source="files", upstream_commit=None, source_files=list(args.sources), options=options, **common
+            ),
+        )
+    else:
+        commit = _upstream_commit(options.get("upstream_revision", "main"))
+        options["upstream_revision"] = commit
+        say(f"upstream {UPSTREAM_REPO} resolved to commit {commit}")
+        files, provenance = (
+            None,
+            Provenance(source="hub", upstream_commit=commit, source_files=[], options=options, **common),
+        )
+    return files, options, provenance  # fmt: skip
+
+
+def _upstream_commit(revision: str) -> str:
+    from huggingface_hub import HfApi
+    from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError, RevisionNotFoundError
+
+    try:
+        return HfApi().dataset_info(UPSTREAM_REPO, revision=revision).sha
+    except RevisionNotFoundError:
+        raise PublishError(f"{UPSTREAM_REPO} has no revision {revision!r}") from None
+    except RepositoryNotFoundError:
+        raise PublishError(f"{UPSTREAM_REPO} was not found on the Hub") from None
+    except (HfHubHTTPError, OSError) as error:
+        first_line = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise PublishError(f"cannot read {UPSTREAM_REPO} from the Hub ({first_line}); "
+                           "offline, use --source FILES or --sample") from None  # fmt: skip
+
+
+def _write_configs(configs: list[str], data_files, options: dict, partial: Path) -> tuple[dict, list[SplitStats]]:
+    infos: dict[str, datasets.DatasetInfo] = {}
+    stats: list[SplitStats] = []
+    # A fresh cache: a build never reuses rows prepared by an earlier run or another version.
+    with tempfile.TemporaryDirectory(prefix="ufkto-cache-") as cache_dir:
+        for step, config in enumerate(configs, start=1):
+            say(f"[{step}/{len(configs)}] building config {config!r}")
+            try:
+                builder = UltraFeedbackKTO(config_name=config, data_files=data_files, cache_dir=cache_dir, **options)
+                builder.download_and_prepare()
+            except Exception as error:
+                raise _builder_failure(error) from None
+            dataset = builder.as_dataset()
+            infos[config] = _write_shards(dataset, partial / DATA_DIRS[config], builder.info)
+            if not stats:
+                stats = [split_stats(name, dataset[name].data.table, builder.drop_reports.get(name))
+                         for name in dataset]  # fmt: skip
+            del dataset, builder
+    return infos, stats
+
+
+def _builder_failure(error: Exception) -> PublishError:
+    """The one-line cause of a failed builder run (datasets wraps it in its own error)."""
+    cause: BaseException | None = error
+    while cause is not None:
+        if isinstance(cause, (UpstreamError, BadPair, FileNotFoundError, ValueError)):
+            return PublishError(" ".join(str(cause).split()))
+        cause = cause.__cause__ or cause.__context__
+    return PublishError(f"the build failed: {type(error).__name__}: {' '.join(str(error).split())}")
+
+
+def _write_shards(dataset: datasets.DatasetDict, folder: Path, built: datasets.DatasetInfo) -> datasets.DatasetInfo:
+    """Write each split as parquet shards the way push_to_hub does; return the card's info."""
+    folder.mkdir(parents=True)
+    max_shard_size = convert_file_size_to_int(datasets.config.MAX_SHARD_SIZE)
+    download_size = 0
+    for split, split_dataset in dataset.items():
+        num_shards = int(built.splits[split].num_bytes / max_shard_size) + 1
+        for index in range(num_shards):
+            path = folder / f"{split}-{index:05d}-of-{num_shards:05d}.parquet"
+            split_dataset.shard(num_shards, index, contiguous=True).to_parquet(str(path))
+            download_size += path.stat().st_size
+    splits = datasets.SplitDict(
+        {
+            split: datasets.SplitInfo(name=split, num_bytes=info.num_bytes, num_examples=info.num_examples)
+            for split, info in built.splits.items()
+        }  # fmt: skip
+    )
+    return datasets.DatasetInfo(
+        features=built.features,
+        splits=splits,
+        download_size=download_size,
+        dataset_size=sum(info.num_bytes for info in splits.values()),
+        config_name=built.config_name,
+    )
+
+
+def _swap_in(partial: Path, out: Path) -> None:
+    if not out.exists():
+        os.rename(partial, out)
+        return
+    previous = Path(tempfile.mkdtemp(prefix=f".{out.name}.previous-", dir=out.parent))
+    os.rename(out, previous / out.name)
+    os.rename(partial, out)
+    shutil.rmtree(previous, ignore_errors=True)
+
+
+def _summarize(out: Path, stats: list[SplitStats], seconds: float) -> None:
+    lines = [f"built {out} in {seconds:.1f} s"]
+    for s in stats:
+        lines.append(f"  {s.name}: {s.rows:,} rows ({s.desirable:,} desirable, {s.undesirable:,} undesirable)")
+    left_out = {}
+    for s in stats:
+        for reason, count in {**s.bad_pairs, **s.dropped_pairs}.items():
+            left_out[reason] = left_out.get(reason, 0) + count
+    if left_out:
+        lines.append(f"  pairs left out: {sum(left_out.values()):,}")
+        lines += [f"    {reason}: {count:,}" for reason, count in sorted(left_out.items(), key=lambda x: -x[1])]
+    else:
+        lines.append("  pairs left out: none")
+    print("\n".join(lines), flush=True)

@@ -1,0 +1,134 @@
+"""Statistics of a built split, computed from its rows: what the card reports.
+
+Everything here is a pure function of the Arrow table of a split (any config: the columns
+``label``, ``source``, ``model`` and ``average_rating`` are the same in both) and the
+builder's report of the pairs it left out.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ultrafeedback_kto import DropReport
+
+#: Rating bands of the distribution table; ratings are means of four 1-5 scores.
+RATING_BANDS = [(1.0, 2.0), (2.0, 3.0), (3.0, 4.0), (4.0, 5.0), (5.0, 5.0)]
+
+
+@dataclasses.dataclass
+class LabelCounts:
+    """Rows of one group (a source, a model, a rating band) by label."""
+
+    name: str
+    desirable: int
+    undesirable: int
+
+    @property
+    def rows(self) -> int:
+        return self.desirable + self.undesirable
+
+
+@dataclasses.dataclass
+class SplitStats:
+    name: str
+    rows: int
+    desirable: int
+    undesirable: int
+    prompts: int
+    by_source: list[LabelCounts]
+    by_model: list[LabelCounts]
+    by_rating: list[LabelCounts]
+    pairs_read: int | None = None
+    bad_pairs: dict[str, int] = dataclasses.field(default_factory=dict)
+    dropped_pairs: dict[str, int] = dataclasses.field(default_factory=dict)
+
+
+def _by(table: pa.Table, column: pa.Array, name_of) -> list[LabelCounts]:
+    """Label counts per value of ``column``, largest group first, ties by name."""
+    grouped = (
+        pa.table({"key": column, "label": table.column("label")})
+        .group_by(["key", "label"])
+        .aggregate([([], "count_all")])
+        .to_pylist()
+    )
+    counts: dict = {}
+    for row in grouped:
+        group = counts.setdefault(row["key"], LabelCounts(name_of(row["key"]), 0, 0))
+        if row["label"]:
+            group.desirable += row["count_all"]
+        else:
+            group.undesirable += row["count_all"]
+    return sorted(counts.values(), key=lambda group: (-group.rows, group.name))
+
+
+def _band(rating: float | None) -> str:
+    if rating is None or math.isnan(rating):
+        return "missing"
+    for low, high in RATING_BANDS:
+        if low == high == rating:
+            return f"{low:.1f}"
+        if low <= rating < high:
+            return f"{low:.1f} to under {high:.1f}"
+    return f"{rating} (outside 1 to 5)"
+
+
+def split_stats(name: str, table: pa.Table, report: DropReport | None = None) -> SplitStats:
+    labels = table.column("label")
+    desirable = pc.sum(labels.cast(pa.int64())).as_py() or 0
+    band_order = [_band(low) for low, _ in RATING_BANDS] + ["missing"]
+    bands = pa.array([_band(r) for r in table.column("average_rating").to_pylist()], pa.string())
+    by_rating = {group.name: group for group in _by(table, bands, str)}
+    stats = SplitStats(
+        name=name,
+        rows=table.num_rows,
+        desirable=desirable,
+        undesirable=table.num_rows - desirable,
+        prompts=pc.count_distinct(table.column("prompt_id")).as_py(),
+        by_source=_by(table, table.column("source"), lambda v: "(none)" if v is None else v),
+        by_model=_by(table, table.column("model"), lambda v: "(none)" if v is None else v),
+        by_rating=[by_rating.get(band, LabelCounts(band, 0, 0)) for band in band_order]
+        + [group for band, group in by_rating.items() if band not in band_order],
+    )
+    if report is not None:
+        stats.pairs_read = report.pairs_seen
+        stats.bad_pairs = dict(report.bad.most_common())
+        stats.dropped_pairs = dict(report.dropped.most_common())
+    return stats
+
+
+def kto_weights(desirable: int, undesirable: int) -> tuple[float, float]:
+    """``(desirable_weight, undesirable_weight)`` by the KTO paper's rule (Eq. 8).
+
+    The rule keeps ``desirable_weight * desirable / (undesirable_weight * undesirable)``
+    within [1, 4/3]; the minority label is weighted up and the other kept at 1. Weights are
+    rounded to two decimals in the direction that stays inside the range.
+    """
+    if not desirable or not undesirable:
+        return 1.0, 1.0
+    ratio = desirable / undesirable
+    if 1 <= ratio <= 4 / 3:
+        return 1.0, 1.0
+    if ratio < 1:
+        return math.ceil(100 / ratio) / 100, 1.0
+    return 1.0, math.floor(100 * ratio) / 100
+
+
+def size_category(rows: int) -> str:
+    """The Hub's ``size_categories`` value for a number of rows."""
+    bounds = [
+        (1_000, "n<1K"),
+        (10_000, "1K<n<10K"),
+        (100_000, "10K<n<100K"),
+        (1_000_000, "100K<n<1M"),
+        (10_000_000, "1M<n<10M"),
+        (100_000_000, "10M<n<100M"),
+        (1_000_000_000, "100M<n<1B"),
+    ]
+    for bound, category in bounds:
+        if rows < bound:
+            return category
+    return "1B<n<10B"
