@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import shlex
 import shutil
 import sys
 import tempfile
@@ -27,7 +28,7 @@ from publish.card import CardInputs, Provenance, render_card
 from publish.errors import PublishError
 from publish.infos import render_infos
 from publish.stats import SplitStats, split_stats
-from ultrafeedback_kto import UPSTREAM_REPO, BadPair, UltraFeedbackKTO, UpstreamError
+from ultrafeedback_kto import UPSTREAM_REPO, BadPair, UltraFeedbackKTO, UltraFeedbackKTOConfig, UpstreamError
 
 PROJECT = Path(__file__).resolve().parents[1]
 SAMPLE = PROJECT / "sample" / "ultrafeedback-sample.parquet"
@@ -78,8 +79,15 @@ class BuildArguments:
             configs=configs,
             options={name: getattr(args, name) for name in BUILDER_OPTIONS if getattr(args, name) is not None},
             repo_id=args.repo_id,
-            command=args.command_line,
+            command=_without_out(args.command_line),
         )
+
+
+def _without_out(command: str) -> str:
+    """The command as the card records it: where the folder was written is not part of the data."""
+    words = shlex.split(command)
+    kept = [w for i, w in enumerate(words) if w != "--out" and not (i and words[i - 1] == "--out")]
+    return shlex.join(word for word in kept if not word.startswith("--out="))
 
 
 def say(message: str) -> None:
@@ -91,6 +99,7 @@ def build_folder(args: BuildArguments) -> dict:
     started = time.monotonic()
     out = args.out.resolve()
     _check_replaceable(out)
+    _check_options(args)
     data_files, options, provenance = _resolve_source(args)
     out.parent.mkdir(parents=True, exist_ok=True)
     partial = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
@@ -129,6 +138,17 @@ def _check_replaceable(out: Path) -> None:
     if any(out.iterdir()) and not (out / MARKER).is_file():
         raise PublishError(f"{out} exists and was not made by `publish build` (no {MARKER}); "
                            "move it away or choose another --out")  # fmt: skip
+
+
+def _check_options(args: BuildArguments) -> None:
+    """Refuse bad options and missing local files before anything starts."""
+    try:
+        UltraFeedbackKTOConfig(**args.options)
+    except (TypeError, ValueError) as error:
+        raise PublishError(str(error)) from None
+    for source in args.sources or []:
+        if "://" not in source and not any(char in source for char in "*?[") and not Path(source).exists():
+            raise PublishError(f"{source}: file not found")
 
 
 def _resolve_source(args: BuildArguments) -> tuple[list[str] | None, dict, Provenance]:

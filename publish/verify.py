@@ -1,0 +1,198 @@
+"""``python -m publish verify FOLDER``: check a built folder before anyone loads or pushes it.
+
+Every config is loaded as users will load it (``load_dataset`` on the folder, normally and
+streaming) and compared with its card; the shards on disk must be exactly those the card's
+``configs`` name; each split's row order must keep the builder's guarantees; the card's
+metadata must parse with the ``huggingface_hub`` and ``datasets`` classes the Hub uses,
+offline; and ``dataset_infos.json`` must agree with the card.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import re
+import sys
+import tempfile
+from pathlib import Path
+
+import datasets
+from datasets.info import DatasetInfosDict
+from datasets.utils.metadata import MetadataConfigs
+from huggingface_hub import DatasetCard
+
+from publish.errors import PublishError
+from publish.stats import size_category
+from ultrafeedback_kto import order_problems
+
+REQUIRED_METADATA = ("pretty_name", "license", "language", "task_categories", "tags", "size_categories",
+                     "source_datasets", "configs", "dataset_info")  # fmt: skip
+SHARD_NAME = re.compile(r"(?P<split>[\w.]+)-(?P<index>\d{5})-of-(?P<count>\d{5})\.parquet$")
+
+
+def verify_folder(folder: str | Path) -> list[str]:
+    """Every problem found in a built folder, one line each; empty when it is sound."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return [f"{folder}: no such folder"]
+    card_path = folder / "README.md"
+    if not card_path.is_file():
+        return [f"{card_path}: missing (the dataset card)"]
+    try:
+        card = DatasetCard.load(card_path)
+        configs = MetadataConfigs.from_dataset_card_data(card.data)
+        infos = DatasetInfosDict.from_dataset_card_data(card.data)
+    except Exception as error:  # any parse failure of the card is the finding itself
+        return [f"{card_path}: invalid card metadata ({' '.join(str(error).split())})"]
+
+    problems = _metadata_problems(card, configs, infos)
+    problems += _infos_json_problems(folder, infos)
+    problems += _extra_parquet(folder, configs)
+    for name, config in configs.items():
+        shard_problems = _shard_problems(folder, name, config)
+        problems += shard_problems
+        if not shard_problems and name in infos:
+            problems += _load_problems(folder, name, infos[name])
+    return problems
+
+
+def verify_or_fail(folder: str | Path) -> None:
+    """Print a line per problem and raise `PublishError`, or print a one-line ``ok``."""
+    problems = verify_folder(folder)
+    if problems:
+        for problem in problems:
+            print(f"  {problem}", file=sys.stderr)
+        raise PublishError(f"{folder} fails verification: {len(problems)} problem(s), listed above")
+    card = DatasetCard.load(Path(folder) / "README.md")
+    infos = DatasetInfosDict.from_dataset_card_data(card.data)
+    described = "; ".join(
+        f"{name}: "
+        + ", ".join(f"{split} {split_info.num_examples:,} rows" for split, split_info in info.splits.items())
+        for name, info in infos.items()
+    )
+    print(f"ok: {folder} ({described})")
+
+
+def _metadata_problems(card: DatasetCard, configs: MetadataConfigs, infos: DatasetInfosDict) -> list[str]:
+    data = card.data.to_dict()
+    problems = [f"README.md: card metadata lacks {key!r}" for key in REQUIRED_METADATA if not data.get(key)]
+    resources = Path(datasets.__file__).parent / "utils" / "resources"
+    allowed_sizes = json.loads((resources / "size_categories.json").read_text())
+    allowed_languages = json.loads((resources / "languages.json").read_text())
+    for size in data.get("size_categories") or []:
+        if size not in allowed_sizes:
+            problems.append(f"README.md: size_categories {size!r} is not a Hub size category")
+    for language in data.get("language") or []:
+        if language not in allowed_languages:
+            problems.append(f"README.md: language {language!r} is not a Hub language code")
+    default = infos.get("default") or next(iter(infos.values()), None)
+    if default is not None and default.splits:
+        rows = sum(split.num_examples for split in default.splits.values())
+        if data.get("size_categories") != [size_category(rows)]:
+            problems.append(f"README.md: size_categories {data.get('size_categories')} but the data has {rows:,} rows "
+                            f"({size_category(rows)})")  # fmt: skip
+    for name in configs:
+        if name not in infos:
+            problems.append(f"README.md: config {name!r} has no dataset_info")
+    for name in infos:
+        if name not in configs:
+            problems.append(f"README.md: dataset_info {name!r} has no config")
+    return problems
+
+
+def _infos_json_problems(folder: Path, infos: DatasetInfosDict) -> list[str]:
+    path = folder / "dataset_infos.json"
+    if not path.is_file():
+        return [f"{path}: missing"]
+    try:
+        written = {name: datasets.DatasetInfo.from_dict(info) for name, info in json.loads(path.read_text()).items()}
+    except Exception as error:  # an unreadable file is the finding itself
+        return [f"{path}: unreadable ({' '.join(str(error).split())})"]
+    problems = []
+    for name in sorted(set(written) | set(infos)):
+        if name not in written or name not in infos:
+            problems.append(f"{path}: config {name!r} is in {'the card' if name in infos else 'this file'} only")
+            continue
+        card_info, file_info = infos[name], written[name]
+        if card_info.features != file_info.features:
+            problems.append(f"{path}: features of {name!r} differ from the card")
+        card_splits = {s: (i.num_examples, i.num_bytes) for s, i in (card_info.splits or {}).items()}
+        file_splits = {s: (i.num_examples, i.num_bytes) for s, i in (file_info.splits or {}).items()}
+        if card_splits != file_splits or card_info.download_size != file_info.download_size:
+            problems.append(f"{path}: split sizes of {name!r} differ from the card")
+    return problems
+
+
+def _patterns(config: dict) -> dict[str, list[str]]:
+    return {
+        entry["split"]: [entry["path"]] if isinstance(entry["path"], str) else list(entry["path"])
+        for entry in config.get("data_files", [])
+    }
+
+
+def _relative_parquet(folder: Path) -> list[str]:
+    return sorted(
+        path.relative_to(folder).as_posix()
+        for path in folder.rglob("*.parquet")
+        if not any(part.startswith(".") for part in path.relative_to(folder).parts)
+    )
+
+
+def _extra_parquet(folder: Path, configs: MetadataConfigs) -> list[str]:
+    patterns = [pattern for config in configs.values() for globs in _patterns(config).values() for pattern in globs]
+    return [
+        f"{path}: extra shard, named by no config of the card"
+        for path in _relative_parquet(folder)
+        if not any(fnmatch.fnmatch(path, pattern) for pattern in patterns)
+    ]
+
+
+def _shard_problems(folder: Path, name: str, config: dict) -> list[str]:
+    problems = []
+    files = _relative_parquet(folder)
+    for split, globs in _patterns(config).items():
+        shards = [path for path in files if any(fnmatch.fnmatch(path, pattern) for pattern in globs)]
+        if not shards:
+            problems.append(f"config {name!r} split {split!r}: no shard matches {', '.join(globs)}")
+            continue
+        counts = set()
+        for path in shards:
+            match = SHARD_NAME.search(path)
+            if match is None or match["split"] != split:
+                problems.append(f"{path}: extra shard, not named {split}-NNNNN-of-NNNNN.parquet")
+            else:
+                counts.add(int(match["count"]))
+        for count in counts:
+            directory = Path(shards[0]).parent.as_posix()
+            for index in range(count):
+                expected = f"{directory}/{split}-{index:05d}-of-{count:05d}.parquet"
+                if expected not in shards:
+                    problems.append(f"{expected}: missing shard of config {name!r}")
+        if len(counts) > 1:
+            problems.append(f"config {name!r} split {split!r}: shards of different sets ({sorted(counts)} in all)")
+    return problems
+
+
+def _load_problems(folder: Path, name: str, info: datasets.DatasetInfo) -> list[str]:
+    with tempfile.TemporaryDirectory(prefix="ufkto-verify-") as cache_dir:
+        try:
+            loaded = datasets.load_dataset(str(folder), name, cache_dir=cache_dir)
+        except Exception as error:  # what load_dataset refuses (counts, features, files) is the finding
+            return [f"config {name!r}: load_dataset fails: {' '.join(str(error).split())[:400]}"]
+        problems = []
+        expected = {split: split_info.num_examples for split, split_info in info.splits.items()}
+        found = {split: dataset.num_rows for split, dataset in loaded.items()}
+        if found != expected:
+            problems.append(f"config {name!r}: rows per split {found} but the card says {expected}")
+        for split, dataset in loaded.items():
+            if dataset.features != info.features:
+                problems.append(f"config {name!r} split {split!r}: features differ from the card")
+            order = dataset.select_columns(["prompt_id", "label"]).to_dict()
+            problems += [f"config {name!r} split {split!r}: {problem}"
+                         for problem in order_problems(order["prompt_id"], order["label"])]  # fmt: skip
+            streamed = datasets.load_dataset(str(folder), name, split=split, streaming=True)
+            streamed_ids = [row["prompt_id"] for row in streamed.select_columns(["prompt_id"])]
+            if streamed_ids != order["prompt_id"]:
+                problems.append(f"config {name!r} split {split!r}: streaming gives other rows or another order")
+        del loaded
+        return problems

@@ -1,0 +1,159 @@
+"""`python -m publish build`: the folder, how users load it, and how it is replaced."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import datasets
+import pyarrow.parquet as pq
+import pytest
+
+from publish import build as build_module
+from publish.__main__ import main
+from tests.conftest import PROJECT, build
+from tests.test_bad_input import bad_rows_file
+
+SAMPLE = PROJECT / "sample" / "ultrafeedback-sample.parquet"
+EXPECTED_FILES = [
+    ".ufkto-build.json",
+    "README.md",
+    "conversational/test-00000-of-00001.parquet",
+    "conversational/train-00000-of-00001.parquet",
+    "data/test-00000-of-00001.parquet",
+    "data/train-00000-of-00001.parquet",
+    "dataset_infos.json",
+]
+
+
+def files_of(folder: Path) -> dict[str, bytes]:
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def run_cli(*args: str, cwd: Path = PROJECT) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "publish", *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=300, env={**os.environ, "PYTHONPATH": str(PROJECT)})  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def sample_folder(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("built") / "ufkto"
+    assert main(["build", "--sample", "--out", str(out)]) == 0
+    return out
+
+
+def test_folder_has_the_hub_layout(sample_folder):
+    assert sorted(files_of(sample_folder)) == EXPECTED_FILES
+
+
+def test_load_dataset_beside_the_folder_gives_the_builder_rows(sample_folder, tmp_path):
+    direct = build(tmp_path / "direct", SAMPLE)
+    conversational = build(tmp_path / "direct-c", SAMPLE, "conversational")
+    code = """
+import json, sys, datasets
+datasets.disable_progress_bars()
+out = {}
+for config in ("default", "conversational"):
+    loaded = datasets.load_dataset("ufkto", config, cache_dir=sys.argv[1])
+    streamed = {s: list(datasets.load_dataset("ufkto", config, split=s, streaming=True)) for s in loaded}
+    out[config] = {s: {"rows": loaded[s].to_list(), "streamed": streamed[s]} for s in loaded}
+print(json.dumps(out))
+"""
+    done = subprocess.run([sys.executable, "-c", code, str(tmp_path / "cache")], cwd=sample_folder.parent,
+                          capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "HF_HUB_OFFLINE": "1"})  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    loaded = json.loads(done.stdout)
+    for config, expected in (("default", direct), ("conversational", conversational)):
+        assert sorted(loaded[config]) == ["test", "train"]
+        for split in ("train", "test"):
+            assert loaded[config][split]["rows"] == expected[split].to_list()
+            assert loaded[config][split]["streamed"] == expected[split].to_list()
+
+
+def test_shards_are_written_by_datasets_parquet_writer(sample_folder):
+    metadata = pq.ParquetFile(sample_folder / "data" / "train-00000-of-00001.parquet").metadata
+    assert b"content_defined_chunking" in metadata.metadata  # the key datasets' writer records
+    column = metadata.row_group(0).column(0)
+    assert column.has_offset_index and column.has_column_index  # the page index
+
+
+def test_summary_reports_rows_drops_and_time(tmp_path, capsys):
+    path, bad = bad_rows_file(tmp_path, pq.read_table(SAMPLE).slice(0, 200))
+    assert main(["build", "--source", str(path), "--out", str(tmp_path / "out"), "--configs", "default"]) == 0
+    printed = capsys.readouterr().out
+    assert f"built {tmp_path / 'out'} in " in printed
+    built = datasets.load_dataset("parquet", data_files=str(tmp_path / "out" / "data" / "train-*.parquet"),
+                                  cache_dir=str(tmp_path / "c"))["train"]  # fmt: skip
+    desirable = sum(built["label"])
+    assert f"({desirable:,} desirable, {built.num_rows - desirable:,} undesirable)" in printed
+    assert f"pairs left out: {len(bad)}" in printed
+    assert "empty or missing completion: 2" in printed
+
+
+def test_rebuild_replaces_its_own_folder(tmp_path):
+    out = tmp_path / "ufkto"
+    assert main(["build", "--sample", "--out", str(out), "--configs", "default"]) == 0
+    assert main(["build", "--sample", "--out", str(out), "--configs", "default", "--seed", "7"]) == 0
+    assert "--seed 7" in (out / "README.md").read_text()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ufkto"]  # no partial or previous folder left
+
+
+def test_failed_build_leaves_the_previous_folder_untouched(tmp_path):
+    out = tmp_path / "ufkto"
+    assert main(["build", "--sample", "--out", str(out), "--configs", "default"]) == 0
+    before = files_of(out)
+    empty = tmp_path / "empty.parquet"
+    pq.write_table(pq.read_table(SAMPLE).slice(0, 0), empty)
+    assert main(["build", "--source", str(empty), "--out", str(out)]) == 1
+    assert files_of(out) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty.parquet", "ufkto"]
+
+
+def test_interrupted_build_leaves_the_previous_folder_untouched(tmp_path, monkeypatch):
+    out = tmp_path / "ufkto"
+    assert main(["build", "--sample", "--out", str(out), "--configs", "default"]) == 0
+    before = files_of(out)
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(build_module, "render_card", interrupted)
+    assert main(["build", "--sample", "--out", str(out)]) == 130
+    assert files_of(out) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ufkto"]
+
+
+def test_refuses_to_replace_a_folder_it_did_not_create(tmp_path, capsys):
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "notes.txt").write_text("keep me")
+    assert main(["build", "--sample", "--out", str(out)]) == 1
+    assert "was not made by `publish build`" in capsys.readouterr().err
+    assert files_of(out) == {"notes.txt": b"keep me"}
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["--source", "nowhere.parquet"], "nowhere.parquet"),
+        (["--sample", "--configs", "default,chat"], "--configs 'default,chat': choose among default, conversational"),
+        (["--sample", "--test-size", "2"], "test_size=2.0: expected a fraction in [0, 1)"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_1(tmp_path, args, words):
+    done = run_cli("build", *args, "--out", str(tmp_path / "out"))
+    assert done.returncode == 1
+    assert done.stderr.startswith("error: ") and done.stderr.strip().count("\n") == 0  # one line, before any step
+    assert words in done.stderr
+    assert "Traceback" not in done.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_help_of_every_command():
+    for command in ("build", "verify", "push"):
+        done = run_cli(command, "--help")
+        assert done.returncode == 0 and "usage: python -m publish " + command in done.stdout

@@ -1,0 +1,111 @@
+"""The card: metadata the Hub reads, and a body whose numbers come from the data."""
+
+from __future__ import annotations
+
+import collections
+import re
+
+import pyarrow.parquet as pq
+import pytest
+from huggingface_hub import DatasetCard
+
+from publish.__main__ import main
+from publish.stats import kto_weights, size_category
+from tests.test_bad_input import bad_rows_file
+from tests.test_build import SAMPLE, files_of
+
+BAD_ROWS = {3, 7, 8, 11, 12, 15, 20, 30}  # the rows bad_rows_file breaks
+
+
+@pytest.fixture(scope="module")
+def absolute_folder(tmp_path_factory):
+    """A build whose labels are unbalanced (absolute rule) and with bad pairs left out."""
+    tmp = tmp_path_factory.mktemp("absolute")
+    path, _ = bad_rows_file(tmp, pq.read_table(SAMPLE).slice(0, 300))
+    out = tmp / "ufkto"
+    assert main(["build", "--source", str(path), "--out", str(out), "--label-rule", "absolute",
+                 "--desirable-threshold", "4.5", "--configs", "default"]) == 0  # fmt: skip
+    return out
+
+
+def test_metadata_has_what_the_hub_shows(absolute_folder):
+    data = DatasetCard.load(absolute_folder / "README.md").data.to_dict()
+    rows = sum(pq.read_metadata(p).num_rows for p in (absolute_folder / "data").glob("*.parquet"))
+    assert data["license"] == "mit"
+    assert data["size_categories"] == [size_category(rows)] == ["n<1K"]
+    assert set(data["tags"]) >= {"kto", "preference", "ultrafeedback", "trl", "arxiv:2402.01306"}
+    assert data["source_datasets"] == ["argilla/ultrafeedback-binarized-preferences-cleaned"]
+    assert data["configs"] == [{"config_name": "default", "default": True, "data_files": [
+        {"split": "train", "path": "data/train-*"}, {"split": "test", "path": "data/test-*"}]}]  # fmt: skip
+    info = data["dataset_info"]
+    assert info["splits"][0]["num_examples"] == pq.read_metadata(absolute_folder / "data" /
+                                                                   "train-00000-of-00001.parquet").num_rows  # fmt: skip
+    assert info["download_size"] == sum(p.stat().st_size for p in (absolute_folder / "data").glob("*.parquet"))
+
+
+def test_statistics_are_those_of_the_rows(absolute_folder):
+    body = (absolute_folder / "README.md").read_text()
+    train = pq.read_table(absolute_folder / "data" / "train-00000-of-00001.parquet").to_pylist()
+    desirable = sum(row["label"] for row in train)
+    assert f"| train | {len(train):,} | {desirable:,} | {len(train) - desirable:,} |" in body
+    by_source = collections.Counter((row["source"], row["label"]) for row in train)
+    for source in {row["source"] for row in train}:
+        yes, no = by_source[source, True], by_source[source, False]
+        assert f"| {source} | {yes + no:,} | {yes:,} | {no:,} |" in body
+    # The absolute rule leaves out pairs with a missing rating: none remain, all are counted.
+    assert "| missing | 0 | 0 | 0 |" in body
+    upstream = pq.read_table(SAMPLE).slice(0, 300).to_pylist()
+    unrated = sum(1 for i, pair in enumerate(upstream)
+                  if i not in BAD_ROWS and None in (pair["chosen-rating"], pair["rejected-rating"]))  # fmt: skip
+    assert unrated > 0
+    assert sum(int(n) for n in re.findall(r"\| missing rating \| (\d+) \| by option \|", body)) == unrated
+
+
+def test_left_out_pairs_are_listed_with_their_reasons(absolute_folder):
+    body = (absolute_folder / "README.md").read_text()
+
+    def total(reason: str) -> int:  # over the per-split tables
+        return sum(int(n) for n in re.findall(rf"\| {re.escape(reason)} \| (\d+) \| malformed \|", body))
+
+    assert total("empty or missing completion") == 2
+    assert total("not a JSON object") == 1
+    assert total("rejected rated above chosen") == 1
+
+
+def test_training_weights_follow_the_kto_rule_for_these_counts(absolute_folder):
+    body = (absolute_folder / "README.md").read_text()
+    train = pq.read_table(absolute_folder / "data" / "train-00000-of-00001.parquet", columns=["label"])
+    desirable = sum(train.column("label").to_pylist())
+    expected = kto_weights(desirable, train.num_rows - desirable)
+    assert expected != (1.0, 1.0)  # absolute labels at 4.5 are unbalanced
+    assert f"desirable_weight={expected[0]}," in body and f"undesirable_weight={expected[1]}," in body
+    assert "Keep the row order" in body
+
+
+@pytest.mark.parametrize("desirable", [1, 50, 99, 100, 101, 133, 134, 150, 400, 10_000])
+def test_kto_weights_keep_the_papers_ratio(desirable):
+    undesirable = 100
+    desirable_weight, undesirable_weight = kto_weights(desirable, undesirable)
+    ratio = desirable_weight * desirable / (undesirable_weight * undesirable)
+    assert 1 <= ratio <= 4 / 3
+    assert min(desirable_weight, undesirable_weight) == 1.0
+
+
+def test_size_categories_boundaries():
+    assert [size_category(n) for n in (0, 999, 1_000, 121_834, 1_218_340)] == [
+        "n<1K", "n<1K", "1K<n<10K", "100K<n<1M", "1M<n<10M"]  # fmt: skip
+
+
+def test_same_input_and_options_give_the_same_folder(tmp_path):
+    for place in ("a", "b"):
+        assert main(["build", "--sample", "--out", str(tmp_path / place / "ufkto")]) == 0
+    assert files_of(tmp_path / "a" / "ufkto") == files_of(tmp_path / "b" / "ufkto")
+
+
+def test_reproduce_section_names_source_options_and_command(tmp_path):
+    out = tmp_path / "ufkto"
+    assert main(["build", "--sample", "--out", str(out), "--seed", "9", "--configs", "default"]) == 0
+    body = (out / "README.md").read_text()
+    assert "generated sample upstream" in body and "not real data" in body
+    assert '"seed": 9' in body and '"test_size": 0.05' in body
+    assert "`python -m publish build --sample --seed 9 --configs default`" in body
