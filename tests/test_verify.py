@@ -1,0 +1,116 @@
+"""`python -m publish verify`: a sound folder passes; each kind of breakage is named."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import pytest
+
+from publish.__main__ import main
+from publish.verify import verify_folder
+
+
+@pytest.fixture(scope="module")
+def sound_folder(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("sound") / "ufkto"
+    assert main(["build", "--sample", "--out", str(out)]) == 0
+    return out
+
+
+@pytest.fixture
+def folder(sound_folder, tmp_path) -> Path:
+    copy = tmp_path / "ufkto"
+    shutil.copytree(sound_folder, copy)
+    return copy
+
+
+def edit_card(folder: Path, old: str, new: str) -> None:
+    card = folder / "README.md"
+    text = card.read_text()
+    assert old in text
+    card.write_text(text.replace(old, new, 1))
+
+
+def test_sound_folder_passes(sound_folder, capsys):
+    assert verify_folder(sound_folder) == []
+    assert main(["verify", str(sound_folder)]) == 0
+    assert capsys.readouterr().out.startswith(f"ok: {sound_folder} (")
+
+
+def test_missing_shard(folder):
+    (folder / "data" / "test-00000-of-00001.parquet").unlink()
+    assert verify_folder(folder) == ["config 'default' split 'test': no shard matches data/test-*"]
+
+
+def test_missing_shard_of_a_set(folder):
+    (folder / "data" / "test-00000-of-00001.parquet").rename(folder / "data" / "test-00001-of-00002.parquet")
+    assert verify_folder(folder) == ["data/test-00000-of-00002.parquet: missing shard of config 'default'"]
+
+
+def test_extra_shard(folder):
+    shutil.copy(folder / "data" / "test-00000-of-00001.parquet", folder / "stray.parquet")
+    assert verify_folder(folder) == ["stray.parquet: extra shard, named by no config of the card"]
+
+
+def test_counts_disagreeing_with_the_card(folder):
+    written = re.search(r"num_examples: (\d+)", (folder / "README.md").read_text())[1]
+    edit_card(folder, f"num_examples: {written}", f"num_examples: {int(written) + 1}")
+    problems = verify_folder(folder)
+    assert any("load_dataset fails" in p or "rows per split" in p for p in problems)
+    assert any("dataset_infos.json: split sizes of" in p for p in problems)
+
+
+def test_features_disagreeing_with_the_card(folder):
+    edit_card(folder, "  - name: average_rating\n    dtype: float64", "  - name: average_rating\n    dtype: string")
+    problems = verify_folder(folder)
+    assert problems and all("'conversational'" in p or "features" in p or "load_dataset fails" in p
+                            for p in problems)  # fmt: skip
+    assert any("features of 'conversational' differ from the card" in p for p in problems)
+
+
+def test_broken_order(folder):
+    shard = folder / "data" / "train-00000-of-00001.parquet"
+    table = pq.read_table(shard)
+    pq.write_table(table.take(pc.sort_indices(table, [("prompt_id", "ascending")])), shard)
+    problems = verify_folder(folder)
+    assert any("config 'default' split 'train':" in p and "share their prompt with the row before" in p
+               for p in problems)  # fmt: skip
+
+
+def test_invalid_card_metadata(folder):
+    edit_card(folder, "- n<1K", "- tiny")
+    assert verify_folder(folder) == [
+        "README.md: size_categories 'tiny' is not a Hub size category",
+        "README.md: size_categories ['tiny'] but the data has 800 rows (n<1K)",
+    ]
+
+
+def test_unparsable_card(folder):
+    edit_card(folder, "license: mit", "license: [mit")
+    problems = verify_folder(folder)
+    assert len(problems) == 1 and "invalid card metadata" in problems[0]
+
+
+def test_dataset_infos_json_disagreeing(folder):
+    infos = json.loads((folder / "dataset_infos.json").read_text())
+    infos["default"]["download_size"] += 1
+    (folder / "dataset_infos.json").write_text(json.dumps(infos))
+    assert verify_folder(folder) == [f"{folder / 'dataset_infos.json'}: split sizes of 'default' differ from the card"]
+
+
+def test_failing_folder_exits_1_with_the_problems_listed(folder, capsys):
+    (folder / "data" / "test-00000-of-00001.parquet").unlink()
+    assert main(["verify", str(folder)]) == 1
+    err = capsys.readouterr().err
+    assert "no shard matches data/test-*" in err
+    assert err.strip().splitlines()[-1] == f"error: {folder} fails verification: 1 problem(s), listed above"
+
+
+def test_missing_folder(tmp_path, capsys):
+    assert main(["verify", str(tmp_path / "nowhere")]) == 1
+    assert capsys.readouterr().err.strip().endswith("1 problem(s), listed above")
