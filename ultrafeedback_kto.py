@@ -322,8 +322,12 @@ def convert_batch(
     label_rule: Literal["pairwise", "absolute"] = "pairwise",
     desirable_threshold: float = 4.0,
     min_rating_margin: float | None = None,
+    prompt_ids: list[str] | None = None,
 ) -> ConvertedBatch:
     """`pair_to_examples` for a whole batch of upstream pairs, with the same result.
+
+    ``prompt_ids``, when the caller has them already, are the `prompt_id` of each pair's
+    ``prompt`` column (the prompt id of its examples when the pair has two turns).
 
     Well-formed two-turn pairs (the whole real upstream) are converted with Arrow compute
     functions; every other pair, and every JSON Lines row, goes through `pair_to_examples`
@@ -338,11 +342,19 @@ def convert_batch(
         fast, slow_rows, slow_pairs = None, list(range(len(batch))), batch
     else:
         batch = batch.combine_chunks()
-        fast_rows = _fast_rows(batch, label_rule, min_rating_margin)
+        fast_mask, texts = _fast_pairs(batch, label_rule, min_rating_margin)
+        fast_rows = pc.indices_nonzero(fast_mask)
         slow_rows = sorted(set(range(batch.num_rows)) - set(fast_rows.to_pylist()))
         slow_pairs = batch.take(slow_rows).to_pylist() if slow_rows else []
-        fast_pairs = batch if len(fast_rows) == batch.num_rows else batch.take(fast_rows)
-        fast = _fast_examples(fast_pairs, fast_rows, schema, **options) if len(fast_rows) else None
+        fast = None
+        if len(fast_rows):
+            if prompt_ids is None:
+                prompt_ids = [prompt_id(text) for text in batch.column("prompt").to_pylist()]
+            columns = {"prompt_id": pa.array(prompt_ids, pa.string()), **texts,
+                       **{name: batch.column(name) for name in ("source", "chosen-model", "rejected-model")}}  # fmt: skip
+            if len(fast_rows) < batch.num_rows:
+                columns = {name: pc.filter(column, fast_mask) for name, column in columns.items()}
+            fast = _fast_examples(columns, fast_rows, schema, **options)
 
     slow_examples, left_out = [], []
     for row, pair in zip(slow_rows, slow_pairs, strict=True):
@@ -363,29 +375,41 @@ def convert_batch(
     return ConvertedBatch(examples=pa.concat_tables(parts) if len(parts) > 1 else parts[0], left_out=left_out)
 
 
-def _fast_rows(batch: pa.Table, label_rule: str, min_rating_margin: float | None) -> pa.Array:
-    """Indices of the well-formed two-turn pairs that need no refusal nor drop."""
-    chosen, rejected = batch.column("chosen"), batch.column("rejected")
-    two_turn = pc.fill_null(
-        pc.and_(pc.equal(pc.list_value_length(chosen), 2), pc.equal(pc.list_value_length(rejected), 2)), False
-    )
-    candidates = pc.indices_nonzero(two_turn)
-    if not len(candidates):
-        return candidates
-    if len(candidates) < batch.num_rows:
-        batch = batch.take(candidates)
-    prompt = batch.column("prompt")
+def _fast_pairs(batch: pa.Table, label_rule: str, min_rating_margin: float | None) -> tuple[pa.Array, dict]:
+    """Which pairs take the fast path, and their texts and ratings (for every row of the batch).
+
+    A fast pair is a well-formed two-turn pair that needs no refusal nor drop. Its messages
+    are read from the flattened message lists by offset, without copying the batch; rows
+    that are not two-turn read some valid message instead and are masked out.
+    """
+    prompt = batch.column("prompt").combine_chunks()
     checks = [_has_text(prompt)]
-    for column in ("chosen", "rejected"):
-        first, last = pc.list_element(batch.column(column), 0), pc.list_element(batch.column(column), 1)
+    texts = {"prompt": prompt}
+    for name in ("chosen", "rejected"):
+        messages = batch.column(name).combine_chunks()
+        two_turn = pc.fill_null(pc.equal(pc.list_value_length(messages), 2), False)
+        checks.append(two_turn)
+        values = messages.values
+        if len(values) == 0:
+            return pa.array([False] * batch.num_rows), texts
+        # Offsets index the whole values array, which ignores any slice of the batch.
+        starts = messages.offsets.slice(0, len(messages))
+        first = pc.if_else(two_turn, starts, 0)
+        last = pc.if_else(two_turn, pc.add(starts, 1), 0)
+        contents, roles = pc.struct_field(values, "content"), pc.struct_field(values, "role")
         checks += [
-            pc.equal(pc.struct_field(first, "role"), "user"),
-            pc.equal(pc.struct_field(first, "content"), prompt),
-            pc.equal(pc.struct_field(last, "role"), "assistant"),
-            _has_text(pc.struct_field(last, "content")),
+            pc.equal(roles.take(first), "user"),
+            pc.equal(contents.take(first), prompt),
+            pc.equal(roles.take(last), "assistant"),
         ]
-    chosen_rating = pc.cast(batch.column("chosen-rating"), pa.float64())
-    rejected_rating = pc.cast(batch.column("rejected-rating"), pa.float64())
+        texts[f"{name}-completion"] = contents.take(last)
+        checks.append(_has_text(texts[f"{name}-completion"]))
+        # A null message (not a {content, role} pair) is the slow path's to name.
+        checks.append(pc.is_valid(values.take(first)))
+        checks.append(pc.is_valid(values.take(last)))
+    chosen_rating = pc.cast(batch.column("chosen-rating"), pa.float64()).combine_chunks()
+    rejected_rating = pc.cast(batch.column("rejected-rating"), pa.float64()).combine_chunks()
+    texts["chosen-rating"], texts["rejected-rating"] = chosen_rating, rejected_rating
     both_rated = pc.and_(pc.is_valid(chosen_rating), pc.is_valid(rejected_rating))
     # NaN, a rejected rating above the chosen one, and the options' drops: the slow path.
     checks.append(pc.invert(pc.or_(pc.is_nan(chosen_rating), pc.is_nan(rejected_rating))))
@@ -394,35 +418,53 @@ def _fast_rows(batch: pa.Table, label_rule: str, min_rating_margin: float | None
         checks.append(both_rated)
     if min_rating_margin is not None:
         checks.append(pc.greater_equal(pc.subtract(chosen_rating, rejected_rating), min_rating_margin))
-    fast = checks[0]
+    fast = pc.fill_null(checks[0], False)
     for check in checks[1:]:
         fast = pc.and_(fast, pc.fill_null(check, False))
-    return candidates.filter(pc.fill_null(fast, False))
+    return fast, texts
 
 
-def _fast_examples(batch: pa.Table, rows: pa.Array, schema: pa.Schema, *, format, label_rule,
+def _fast_examples(columns: dict, rows: pa.Array, schema: pa.Schema, *, format, label_rule,
                    desirable_threshold, min_rating_margin) -> pa.Table:  # fmt: skip
-    prompt = batch.column("prompt")
-    ids = pa.array([prompt_id(text) for text in prompt.to_pylist()], pa.string())
+    """The examples of fast pairs, chosen side first, from their columns (see `_fast_pairs`)."""
+    prompt, count = columns["prompt"], len(rows)
     sides = []
     for side, name in enumerate(("chosen", "rejected")):
-        completion = pc.struct_field(pc.list_element(batch.column(name), 1), "content")
-        rating = pc.cast(batch.column(f"{name}-rating"), pa.float64())
+        completion, rating = columns[f"{name}-completion"], columns[f"{name}-rating"]
         if label_rule == "absolute":
             label = pc.greater_equal(rating, desirable_threshold)
         else:
-            label = pa.array([side == 0] * batch.num_rows, pa.bool_())
+            label = pa.array([side == 0] * count, pa.bool_())
         if format == "conversational":
             prompt_value = _one_message_lists(prompt, "user")
             completion = _one_message_lists(completion, "assistant")
         else:
             prompt_value = prompt
-        columns = [prompt_value, completion, label, ids, batch.column("source"), batch.column(f"{name}-model"),
-                   rating, rows, pa.array([side] * batch.num_rows, pa.int8())]  # fmt: skip
+        values = [prompt_value, completion, label, columns["prompt_id"], columns["source"], columns[f"{name}-model"],
+                  rating, rows, pa.array([side] * count, pa.int8())]  # fmt: skip
         sides.append(
-            pa.Table.from_arrays([_cast(c, f.type) for c, f in zip(columns, schema, strict=True)], schema=schema)
+            pa.Table.from_arrays([_cast(v, f.type) for v, f in zip(values, schema, strict=True)], schema=schema)
         )
     return pa.concat_tables(sides)
+
+
+def standard_from_conversational(table: pa.Table) -> pa.Table:
+    """The ``default`` config's rows from the ``conversational`` config's, same order.
+
+    ``prompt`` becomes `render_prompt` of its messages (a single turn is its own text) and
+    ``completion`` the one message's text; the other columns are kept as they are. The
+    same rows as building ``default`` from the upstream, without a second pass over it.
+    """
+    prompts = table.column("prompt").combine_chunks()
+    first = pc.struct_field(pc.list_element(prompts, 0), "content")
+    several = pc.greater(pc.list_value_length(prompts), 1)
+    if pc.any(several).as_py():
+        rendered = [render_prompt(turns) for turns in prompts.filter(several).to_pylist()]
+        first = pc.replace_with_mask(first, several, pa.array(rendered, pa.string()))
+    completion = pc.struct_field(pc.list_element(table.column("completion").combine_chunks(), 0), "content")
+    columns = {**{name: table.column(name) for name in table.column_names}, "prompt": first, "completion": completion}
+    schema = FEATURES["standard"].arrow_schema
+    return pa.table([_cast(columns[field.name], field.type) for field in schema], schema=schema)
 
 
 def _one_message_lists(content, role: str) -> pa.Array:
@@ -501,53 +543,44 @@ def arrange(prompt_ids: Sequence[str], labels: Sequence[bool], rng: random.Rando
     majority, minority = max(map(len, pools.values())), min(map(len, pools.values()))
     cap = max(MIN_LABEL_RUN_CAP, math.ceil(majority / (minority + 1)))
 
-    order: list[int] = []
-    run_label, run_length, previous = None, 0, None
-    random_ = rng.random
-    # One tight loop: it runs once per row of the split (see _label_choices for the rule).
-    for position in range(len(labels)):
-        true_left, false_left = len(pools[True]), len(pools[False])
-        if not false_left or not true_left:
-            label = bool(true_left)
-        else:
-            choices = _label_choices(true_left, false_left, run_label, run_length, cap, position)
-            if len(choices) == 1:
-                label = choices[0]
-            else:
-                label = random_() * (true_left + false_left) < true_left
-        pool = pools[label]
-        # Deal the last row of the pool, or the nearest one with another prompt.
-        if prompt_ids[pool[-1]] == previous:
-            for back in range(len(pool) - 2, -1, -1):
-                if prompt_ids[pool[back]] != previous:
-                    pool[back], pool[-1] = pool[-1], pool[back]
-                    break
-        index = pool.pop()
-        order.append(index)
-        previous = prompt_ids[index]
-        run_length = run_length + 1 if label == run_label else 1
-        run_label = label
+    sequence = _label_sequence(len(pools[True]), len(pools[False]), cap, rng)
+    true_rows, false_rows = iter(pools[True]), iter(pools[False])
+    order = [next(true_rows) if label else next(false_rows) for label in sequence]
     _separate_equal_prompts(order, prompt_ids, labels, rng)
     return order
 
 
-def _label_choices(true_left: int, false_left: int, run_label, run_length: int, cap: int, position: int) -> tuple:
-    """The labels the next row may take, both labels being left.
+def _label_sequence(true_left: int, false_left: int, cap: int, rng: random.Random) -> list[bool]:
+    """Labels for every position, each drawn in proportion to what is left of it.
 
-    A label is allowed when it does not extend a run past ``cap`` (nor repeat the first
-    row's label in the second row) and leaves the rest arrangeable: the other label's rows
-    still fit in runs of ``cap`` between this label's rows, and this label's rows between
-    the other's. When no label is allowed the ones within the cap are, then both.
+    A label is allowed when it does not extend a run past ``cap`` (nor repeats the first
+    label in the second position) and leaves the rest arrangeable: the other label's rows
+    still fit in runs of ``cap`` between this label's, and this label's between the other's.
+    When neither is allowed, those within the cap are. One inlined loop: it runs once per
+    row of the split.
     """
-    within_cap, arrangeable = [], []
-    for label, left, other in ((True, true_left, false_left), (False, false_left, true_left)):
-        if label == run_label and (run_length >= cap or position == 1):
-            continue
-        within_cap.append(label)
-        run = run_length + 1 if label == run_label else 1
-        if -(-other // cap) - 1 <= left - 1 <= (cap - run) + cap * other:
-            arrangeable.append(label)
-    return tuple(arrangeable or within_cap or (True, False))
+    random_ = rng.random
+    sequence: list[bool] = []
+    run_label, run_length = None, 0
+    while true_left and false_left:
+        allowed, within_cap = [], []
+        for label, left, other in ((True, true_left, false_left), (False, false_left, true_left)):
+            if label is run_label and (run_length >= cap or len(sequence) == 1):
+                continue
+            within_cap.append(label)
+            run = run_length + 1 if label is run_label else 1
+            if -(-other // cap) - 1 <= left - 1 <= (cap - run) + cap * other:
+                allowed.append(label)
+        allowed = allowed or within_cap
+        label = allowed[0] if len(allowed) == 1 else random_() * (true_left + false_left) < true_left
+        sequence.append(label)
+        if label:
+            true_left -= 1
+        else:
+            false_left -= 1
+        run_length = run_length + 1 if label is run_label else 1
+        run_label = label
+    return sequence + [True] * true_left + [False] * false_left
 
 
 def _separate_equal_prompts(order: list[int], prompt_ids, labels, rng: random.Random) -> None:
@@ -558,9 +591,11 @@ def _separate_equal_prompts(order: list[int], prompt_ids, labels, rng: random.Ra
             if 0 <= near < len(order) and near != skip
         )
 
-    for position in range(1, len(order)):
+    in_order = [prompt_ids[index] for index in order]
+    conflicts = [position for position in range(1, len(order)) if in_order[position] == in_order[position - 1]]
+    for position in conflicts:
         if prompt_ids[order[position]] != prompt_ids[order[position - 1]]:
-            continue
+            continue  # an earlier swap already separated them
         here = order[position]
         start = rng.randrange(len(order))
         for offset in range(len(order)):
@@ -1077,7 +1112,7 @@ class UltraFeedbackKTO(datasets.ArrowBasedBuilder):
             file_starts.setdefault(name, first_row)
             digests = [_digest(prompt if isinstance(prompt, str) else "") for prompt in _prompts(batch)]
             pair_splits = ["test" if _unit_interval(d) < config.test_size else "train" for d in digests]
-            converted = convert_batch(batch, **self._options)
+            converted = convert_batch(batch, **self._options, prompt_ids=[d.hex() for d in digests])
             for split in splits:
                 rows = {i for i, s in enumerate(pair_splits) if s == split}
                 reports[split].pairs_seen += len(rows)
@@ -1126,6 +1161,17 @@ class UltraFeedbackKTO(datasets.ArrowBasedBuilder):
         _log_report(report, self.config.on_bad_rows)
         self.drop_reports.setdefault(split, DropReport(split=split)).merge(report)
 
+    def _get_examples_iterable_for_split(self, split_generator):
+        # Streaming. datasets re-slices an Arrow-based iterable into one-row tables and turns
+        # each into a dict (about 30 us a row: 34,000 examples/s at best). Our tables already
+        # have the declared features, so rows are made in bulk and marked as typed.
+        return _TypedExamplesIterable(self._generate_rows, split_generator.gen_kwargs)
+
+    def _generate_rows(self, **gen_kwargs) -> Iterator[tuple[str, dict]]:
+        for key, table in self._generate_tables(**gen_kwargs):
+            for index, row in enumerate(table.to_pylist()):
+                yield f"{key}/{index}", row
+
     def _download_and_prepare(self, dl_manager, verification_mode, **prepare_splits_kwargs):
         try:
             super()._download_and_prepare(dl_manager, verification_mode, **prepare_splits_kwargs)
@@ -1137,6 +1183,14 @@ class UltraFeedbackKTO(datasets.ArrowBasedBuilder):
 
 
 _TABLE_ROWS = 10_000
+
+
+class _TypedExamplesIterable(datasets.iterable_dataset.ExamplesIterable):
+    """Rows that already have the declared features: datasets need not encode them again."""
+
+    @property
+    def is_typed(self) -> bool:
+        return True
 
 
 def _key(shard: int, batch: int):

@@ -28,7 +28,15 @@ from publish.card import CardInputs, Provenance, render_card
 from publish.errors import PublishError
 from publish.infos import render_infos
 from publish.stats import SplitStats, split_stats
-from ultrafeedback_kto import UPSTREAM_REPO, BadPair, UltraFeedbackKTO, UltraFeedbackKTOConfig, UpstreamError
+from ultrafeedback_kto import (
+    FEATURES,
+    UPSTREAM_REPO,
+    BadPair,
+    UltraFeedbackKTO,
+    UltraFeedbackKTOConfig,
+    UpstreamError,
+    standard_from_conversational,
+)
 
 PROJECT = Path(__file__).resolve().parents[1]
 SAMPLE = PROJECT / "sample" / "ultrafeedback-sample.parquet"
@@ -199,24 +207,51 @@ def _upstream_commit(revision: str) -> str:
 
 
 def _write_configs(configs: list[str], data_files, options: dict, partial: Path) -> tuple[dict, list[SplitStats]]:
+    """Build, write and describe the configs; return their infos and the splits' statistics.
+
+    The builder runs once. With both configs it builds ``conversational`` and ``default`` is
+    made from those rows by `standard_from_conversational` (datasets' batched map, on disk),
+    which gives the same rows in the same order as a second run from the upstream, at a
+    fraction of the time.
+    """
     infos: dict[str, datasets.DatasetInfo] = {}
-    stats: list[SplitStats] = []
+    built_config = "conversational" if "conversational" in configs else "default"
     # A fresh cache: a build never reuses rows prepared by an earlier run or another version.
     with tempfile.TemporaryDirectory(prefix="ufkto-cache-") as cache_dir:
-        for step, config in enumerate(configs, start=1):
-            say(f"[{step}/{len(configs)}] building config {config!r}")
-            try:
-                builder = UltraFeedbackKTO(config_name=config, data_files=data_files, cache_dir=cache_dir, **options)
-                builder.download_and_prepare()
-            except Exception as error:
-                raise _builder_failure(error) from None
-            dataset = builder.as_dataset()
-            infos[config] = _write_shards(dataset, partial / DATA_DIRS[config], builder.info)
-            if not stats:
-                stats = [split_stats(name, dataset[name].data.table, builder.drop_reports.get(name))
-                         for name in dataset]  # fmt: skip
-            del dataset, builder
-    return infos, stats
+        say(f"building config {built_config!r} from the upstream")
+        try:
+            builder = UltraFeedbackKTO(config_name=built_config, data_files=data_files, cache_dir=cache_dir, **options)
+            builder.download_and_prepare()
+        except Exception as error:
+            raise _builder_failure(error) from None
+        dataset = builder.as_dataset()
+        stats = [split_stats(name, dataset[name].data.table, builder.drop_reports.get(name)) for name in dataset]
+        say(f"writing config {built_config!r}")
+        infos[built_config] = _write_shards(dataset, partial / DATA_DIRS[built_config], builder.info)
+        if built_config != "default" and "default" in configs:
+            say("making config 'default' from the same rows and writing it")
+            standard = datasets.DatasetDict(
+                {
+                    split: split_dataset.with_format("arrow")
+                    .map(standard_from_conversational, batched=True, batch_size=10_000, features=FEATURES["standard"])
+                    .with_format(None)
+                    for split, split_dataset in dataset.items()
+                }
+            )
+            described = datasets.DatasetInfo(
+                features=FEATURES["standard"],
+                config_name="default",
+                splits=datasets.SplitDict(
+                    {
+                        split: datasets.SplitInfo(name=split, num_bytes=d.data.nbytes, num_examples=d.num_rows)
+                        for split, d in standard.items()
+                    }  # fmt: skip
+                ),
+            )
+            infos["default"] = _write_shards(standard, partial / DATA_DIRS["default"], described)
+            del standard
+        del dataset, builder
+    return {name: infos[name] for name in configs}, stats
 
 
 def _builder_failure(error: Exception) -> PublishError:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import pyarrow as pa
 import pytest
 
 from ultrafeedback_kto import (
@@ -149,3 +150,59 @@ def test_split_is_a_stable_function_of_the_prompt():
     assert 0.17 < len(test_20) / len(prompts) < 0.23
     assert test_5 < test_20  # a larger test_size only adds prompts to test
     assert all(split_of(p, 0) == "train" for p in prompts)
+
+
+def broken_batch() -> list[dict]:
+    """3,000 generated pairs with one of every kind of problem among them."""
+    from publish.sample import generate_table
+
+    rows = generate_table(3_000, seed=3).to_pylist()
+    rows[3]["prompt"] = ""
+    rows[7]["chosen"][-1]["content"] = " \u3000 "  # blank to Python, with a non-ASCII space
+    rows[8]["rejected"] = rows[8]["rejected"][:-1]
+    rows[11]["rejected"][0]["content"] += "x"
+    rows[12]["prompt"] += "?"
+    rows[15]["chosen-rating"], rows[15]["rejected-rating"] = 2.0, 4.0
+    rows[16]["chosen-rating"] = math.nan
+    rows[17]["chosen"][0]["role"] = "system"
+    rows[18]["chosen"] = None
+    rows[19]["rejected"][1] = None
+    return rows
+
+
+def reference(rows, **options):
+    """What pair_to_examples makes of each row: the examples (with their row) and the refusals."""
+    examples, left_out = [], []
+    for row, pair in enumerate(rows):
+        try:
+            examples += [{**example, "_row": row} for example in pair_to_examples(pair, **options)]
+        except BadPair as problem:
+            left_out.append((row, "bad", problem.reason))
+        except DroppedPair as dropped:
+            left_out.append((row, "dropped", dropped.reason))
+    return examples, left_out
+
+
+def without_nan(rows):
+    return [{k: None if isinstance(v, float) and math.isnan(v) else v for k, v in row.items()} for row in rows]
+
+
+@pytest.mark.parametrize("format", ["standard", "conversational"])
+@pytest.mark.parametrize(("label_rule", "min_rating_margin"), [("pairwise", None), ("absolute", None),
+                                                               ("pairwise", 0.5), ("absolute", 1.0)])  # fmt: skip
+def test_batch_conversion_equals_the_pair_by_pair_reference(format, label_rule, min_rating_margin):
+    from publish.sample import UPSTREAM_SCHEMA
+    from ultrafeedback_kto import convert_batch
+
+    rows = broken_batch()
+    options = {"format": format, "label_rule": label_rule, "min_rating_margin": min_rating_margin}
+    expected_examples, expected_left_out = reference(rows, **options)
+    table = pa.Table.from_pylist(rows, schema=UPSTREAM_SCHEMA)
+    for batch in (table, rows):  # Arrow (parquet) and dicts (JSON Lines)
+        converted = convert_batch(batch, **options)
+        assert without_nan(converted.in_pair_order().to_pylist()) == without_nan(expected_examples)
+        assert converted.left_out == expected_left_out
+    # A batch sliced out of a larger table (offsets that do not start at 0).
+    sliced = convert_batch(table.slice(1_000, 500), **options)
+    later, _ = reference(rows[1_000:1_500], **options)
+    assert without_nan(sliced.in_pair_order().to_pylist()) == without_nan(later)
