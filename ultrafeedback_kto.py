@@ -22,10 +22,12 @@ and the builder.
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import hashlib
 import json
 import math
+import mmap
 import os
 import queue
 import random
@@ -1053,12 +1055,13 @@ class UltraFeedbackKTO(datasets.ArrowBasedBuilder):
         # arranged alone, so any num_proc writes the same rows in the same order.
         pairs = min(sum(counts), self.config.max_pairs or math.inf)
         num_buckets = max(1, math.ceil(pairs / self.config.shuffle_bucket_pairs))
-        buckets = self._partition(names, paths, num_buckets, splits)
+        spill, buckets = self._partition(names, paths, num_buckets, splits)
         return [
             datasets.SplitGenerator(
                 name=split,
                 gen_kwargs={
                     "split": split,
+                    "spill": spill,
                     "buckets": [path for _, path in buckets[split]],
                     "bucket_ids": [bucket for bucket, _ in buckets[split]],
                 },
@@ -1098,15 +1101,17 @@ class UltraFeedbackKTO(datasets.ArrowBasedBuilder):
             else:
                 report.add(report.dropped, reason, name, place)
 
-    def _partition(self, names, paths, num_buckets: int, splits: list[str]) -> dict[str, list[tuple[int, str]]]:
-        """Convert every pair and file its examples by (split, bucket); return the bucket files."""
+    def _partition(self, names, paths, num_buckets: int, splits: list[str]) -> tuple[str, dict[str, list]]:
+        """Convert every pair and file its examples by (split, bucket).
+
+        Returns the spill file and, per split, ``(bucket, positions file)`` in bucket order.
+        """
         config = self.config
         reports = {split: DropReport(split=split) for split in splits}
         if self._buckets_folder is not None:
             self._buckets_folder.cleanup()
         self._buckets_folder = tempfile.TemporaryDirectory(prefix="ufkto-shuffle-", dir=config.shuffle_dir)
-        store = _BucketStore(_output_schema(config.format).remove(_output_schema(config.format).get_field_index("_side")),
-                             self._buckets_folder.name)  # fmt: skip
+        spill = _Spill(FEATURES[config.format].arrow_schema, self._buckets_folder.name)
         file_starts = {}
         for name, first_row, batch in self._upstream(names, paths):
             file_starts.setdefault(name, first_row)
@@ -1121,29 +1126,31 @@ class UltraFeedbackKTO(datasets.ArrowBasedBuilder):
                 _bucket(d, config.seed, num_buckets) * 2 + (s == "test")
                 for d, s in zip(digests, pair_splits, strict=True)
             ]
-            store.add(pc.take(pa.array(codes, pa.int64()), converted.examples.column("_row")), converted.examples)
-        bucket_files = store.close()
+            examples = converted.examples
+            spill.add(
+                pc.take(pa.array(codes, pa.int64()), examples.column("_row")), examples.drop_columns(["_row", "_side"])
+            )
+        bucket_files = spill.close()
         for split, report in reports.items():
             _log_report(report, config.on_bad_rows)
             self.drop_reports[split] = report
-        return {
+        return spill.path, {
             split: [(code // 2, path) for code, path in sorted(bucket_files.items()) if code % 2 == (split == "test")]
             for split in splits
         }
 
-    def _generate_tables(self, split, buckets=None, bucket_ids=None, names=None, paths=None, first_rows=None):
+    def _generate_tables(self, split, spill=None, buckets=None, bucket_ids=None, names=None, paths=None,
+                         first_rows=None):  # fmt: skip
         if buckets is None:
             yield from self._tables_in_upstream_order(split, names, paths, first_rows)
             return
-        for bucket, path in zip(bucket_ids, buckets, strict=True):
-            with pa.memory_map(path) as source:
-                table = pa.ipc.open_file(source).read_all()
-                rng = random.Random(f"{self.config.seed}/{split}/{bucket}")
-                order = arrange(table.column("prompt_id").to_pylist(), table.column("label").to_pylist(), rng)
-                for start in range(0, len(order), _TABLE_ROWS):
-                    chunk = table.take(pa.array(order[start : start + _TABLE_ROWS], pa.int64()))
-                    yield _key(bucket, start), chunk.drop_columns(["_row"])
-                del table
+        for bucket, positions_file in zip(bucket_ids, buckets, strict=True):
+            examples = _load_bucket(spill, _read_positions(positions_file))
+            rng = random.Random(f"{self.config.seed}/{split}/{bucket}")
+            order = arrange(examples.column("prompt_id").to_pylist(), examples.column("label").to_pylist(), rng)
+            for start in range(0, len(order), _TABLE_ROWS):
+                yield _key(bucket, start), examples.take(pa.array(order[start : start + _TABLE_ROWS], pa.int64()))
+            del examples
 
     def _tables_in_upstream_order(self, split, names, paths, first_rows):
         report = DropReport(split=split)
@@ -1199,45 +1206,91 @@ def _key(shard: int, batch: int):
     return key_class(shard, batch) if key_class else f"{shard}_{batch}"
 
 
-class _BucketStore:
-    """Shuffle buckets on disk: examples filed in any order, each bucket read back whole.
+class _Spill:
+    """The partition pass's examples on disk, and where each bucket's examples are in them.
 
-    Arrow IPC files, written in pieces and read back memory-mapped, without a copy. Pieces
-    wait in memory until ``FLUSH_ROWS`` examples are pending in all, which bounds the
-    memory of the pass however many buckets there are.
+    Examples are appended to one Arrow IPC file in the order they come (a sequential write;
+    nothing is regrouped). Only the position of each example in that file is kept by
+    bucket, 8 bytes an example, and written beside it when the pass ends. A bucket is then
+    gathered from the file record batch by record batch; the batches are large (about
+    ``BATCH_ROWS`` examples, ~60 MB) so that buckets times batches stays small as the
+    upstream grows.
     """
 
-    FLUSH_ROWS = 8_192
+    BATCH_ROWS = 24_576
 
     def __init__(self, schema: pa.Schema, folder: str):
-        self.schema = schema
         self.folder = folder
-        self.pending: dict[int, list[pa.Table]] = {}
+        self.path = os.path.join(folder, "examples.arrow")
+        self.writer = pa.ipc.new_file(self.path, schema)
+        self.positions: dict[int, list[pa.Array]] = {}
+        self.rows = 0
+        self.pending: list[pa.Table] = []
         self.pending_rows = 0
-        self.writers: dict[int, pa.ipc.RecordBatchFileWriter] = {}
+
+    def _write_pending(self) -> None:
+        if self.pending:
+            self.writer.write_table(pa.concat_tables(self.pending).combine_chunks())
+            self.pending, self.pending_rows = [], 0
 
     def add(self, codes: pa.Array, examples: pa.Table) -> None:
-        """File ``examples`` (with ``_row`` and ``_side``) by ``codes``, one per example.
-
-        A filter per code copies each group in order (sequential copies, cheaper than one
-        sorting gather); each bucket's file thus holds its examples in the order they came.
-        """
-        examples = examples.drop_columns(["_side"])
-        for code in sorted(pc.unique(codes).to_pylist()):
-            self.pending.setdefault(code, []).append(examples.filter(pc.equal(codes, code)))
+        if not examples.num_rows:
+            return
+        self.pending.append(examples)
         self.pending_rows += examples.num_rows
-        if self.pending_rows >= self.FLUSH_ROWS:
-            self._flush()
-
-    def _flush(self) -> None:
-        for code, tables in self.pending.items():
-            if code not in self.writers:
-                self.writers[code] = pa.ipc.new_file(os.path.join(self.folder, f"{code}.arrow"), self.schema)
-            self.writers[code].write_table(pa.concat_tables(tables))
-        self.pending, self.pending_rows = {}, 0
+        if self.pending_rows >= self.BATCH_ROWS:
+            self._write_pending()
+        at = pa.array(range(self.rows, self.rows + examples.num_rows), pa.int64())
+        order = pc.sort_indices(pa.table({"code": codes, "at": at}), [("code", "ascending"), ("at", "ascending")])
+        grouped = at.take(order)
+        start = 0
+        for group in sorted(pc.value_counts(codes).to_pylist(), key=lambda group: group["values"]):
+            self.positions.setdefault(group["values"], []).append(grouped.slice(start, group["counts"]))
+            start += group["counts"]
+        self.rows += examples.num_rows
 
     def close(self) -> dict[int, str]:
-        self._flush()
-        for writer in self.writers.values():
-            writer.close()
-        return {code: os.path.join(self.folder, f"{code}.arrow") for code in self.writers}
+        """Finish the file; return, per code, the file of its examples' positions."""
+        self._write_pending()
+        self.writer.close()
+        files = {}
+        for code, pieces in self.positions.items():
+            files[code] = os.path.join(self.folder, f"{code}.positions.arrow")
+            positions = pa.table({"position": pa.concat_arrays(pieces)})
+            with pa.ipc.new_file(files[code], positions.schema) as writer:
+                writer.write_table(positions)
+        return files
+
+
+def _load_bucket(spill: str, positions: pa.Array) -> pa.Table:
+    """A bucket's examples, in spill order, as one contiguous table.
+
+    Gathered record batch by record batch (a take across hundreds of record batches at once
+    is slow in pyarrow). A bucket's rows are spread over the whole spill, so the mapped
+    pages each batch touched are handed back at once (MADV_DONTNEED: they stay in the page
+    cache, out of this process's memory), which keeps memory at one batch, not the spill.
+    """
+    wanted = positions.to_pylist()  # ascending
+    pieces = []
+    with open(spill, "rb") as file, mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
+        reader = pa.ipc.open_file(pa.py_buffer(mapped))
+        start = 0
+        for index in range(reader.num_record_batches):
+            batch = reader.get_batch(index)
+            end = start + batch.num_rows
+            first, last = bisect.bisect_left(wanted, start), bisect.bisect_left(wanted, end)
+            if last > first:
+                local = pa.array([position - start for position in wanted[first:last]], pa.int64())
+                pieces.append(pa.Table.from_batches([batch.take(local)]))
+            start = end
+            del batch
+            if hasattr(mmap, "MADV_DONTNEED"):
+                mapped.madvise(mmap.MADV_DONTNEED)
+        schema = reader.schema
+        del reader  # the mapping closes only once nothing points into it
+    return pa.concat_tables(pieces).combine_chunks() if pieces else schema.empty_table()
+
+
+def _read_positions(path: str) -> pa.Array:
+    with pa.OSFile(path) as source:
+        return pa.ipc.open_file(source).read_all().column("position").combine_chunks()

@@ -43,6 +43,15 @@ def upstream_10k(tmp_path_factory) -> Path:
     return write_upstream(tmp_path_factory.mktemp("upstream") / "train-10k.parquet", 10_000, seed=2)
 
 
+def files_of(folder: Path, hidden: bool = True) -> dict[str, bytes]:
+    """Every file under ``folder`` by POSIX path (without hidden ones when ``hidden`` is False)."""
+    return {
+        path.relative_to(folder).as_posix(): path.read_bytes()
+        for path in sorted(folder.rglob("*"))
+        if path.is_file() and (hidden or not any(part.startswith(".") for part in path.relative_to(folder).parts))
+    }
+
+
 def make_builder(cache_dir: Path, data_files, config_name: str = "default", **options) -> UltraFeedbackKTO:
     return UltraFeedbackKTO(
         config_name=config_name,

@@ -49,9 +49,7 @@ LFS_EXTENSIONS = (
     ".jpeg", ".png", ".webp", ".gif", ".mds", ".tfrecord", ".db",
 )  # fmt: skip
 
-GITATTRIBUTES = "".join(
-    f"*{ext} filter=lfs diff=lfs merge=lfs -text\n" for ext in LFS_EXTENSIONS
-).encode()
+GITATTRIBUTES = "".join(f"*{ext} filter=lfs diff=lfs merge=lfs -text\n" for ext in LFS_EXTENSIONS).encode()
 
 REPO_TYPES = {"models": "model", "datasets": "dataset", "spaces": "space", "kernels": "kernel"}
 URL_PREFIX = {"model": "", "dataset": "datasets/", "space": "spaces/", "kernel": "kernels/"}
@@ -134,8 +132,9 @@ class Repo:
 class HubError(Exception):
     """An HTTP error answer: JSON ``{"error": message}`` plus optional X-Error-Code."""
 
-    def __init__(self, status: int, message: str, code: str | None = None, headers: dict | None = None,
-                 body: dict | None = None):
+    def __init__(
+        self, status: int, message: str, code: str | None = None, headers: dict | None = None, body: dict | None = None
+    ):
         super().__init__(message)
         self.status = status
         self.message = message
@@ -304,8 +303,9 @@ class LocalHub:
         return log.read_text().splitlines() if log.exists() else []
 
     # ---- test helpers ----------------------------------------------------------------
-    def create_repo(self, repo_id: str, repo_type: str = "dataset", private: bool = False,
-                    exist_ok: bool = True) -> str:
+    def create_repo(
+        self, repo_id: str, repo_type: str = "dataset", private: bool = False, exist_ok: bool = True
+    ) -> str:
         """Create a repo (with the Hub's initial ``.gitattributes`` commit); returns its URL."""
         with self._lock:
             key = (repo_type, repo_id)
@@ -316,8 +316,15 @@ class LocalHub:
                 self._create_repo(key, private)
             return f"{self.endpoint}/{self._repos[key].url_path}"
 
-    def seed(self, repo_id: str, files: dict[str, bytes], repo_type: str = "dataset", branch: str = DEFAULT_BRANCH,
-             message: str = "seed", delete: Iterable[str] = ()) -> str:
+    def seed(
+        self,
+        repo_id: str,
+        files: dict[str, bytes],
+        repo_type: str = "dataset",
+        branch: str = DEFAULT_BRANCH,
+        message: str = "seed",
+        delete: Iterable[str] = (),
+    ) -> str:
         """Commit ``files`` (and delete ``delete`` paths) on ``branch``; creates repo/branch if needed."""
         with self._lock:
             key = (repo_type, repo_id)
@@ -355,8 +362,9 @@ class LocalHub:
         with self._lock:
             return set(self._resolve(self._get_repo((repo_type, repo_id)), revision).lfs)
 
-    def commit_log(self, repo_id: str, branch: str = DEFAULT_BRANCH,
-                   repo_type: str = "dataset") -> list[tuple[str, str]]:
+    def commit_log(
+        self, repo_id: str, branch: str = DEFAULT_BRANCH, repo_type: str = "dataset"
+    ) -> list[tuple[str, str]]:
         """(sha, message) from the head of ``branch`` (any revision) back to the first commit."""
         with self._lock:
             repo = self._get_repo((repo_type, repo_id))
@@ -413,8 +421,15 @@ class LocalHub:
         repo.branches[DEFAULT_BRANCH] = first.sha
         return repo
 
-    def _new_commit(self, repo: Repo, parent: str | None, message: str, description: str,
-                    files: dict[str, bytes], lfs: Iterable[str]) -> Commit:
+    def _new_commit(
+        self,
+        repo: Repo,
+        parent: str | None,
+        message: str,
+        description: str,
+        files: dict[str, bytes],
+        lfs: Iterable[str],
+    ) -> Commit:
         lfs = frozenset(p for p in lfs if p in files)
         h = hashlib.sha1()
         for part in (repo.repo_type, repo.repo_id, parent or "", message, description, str(next(self._seq))):
@@ -474,14 +489,18 @@ class LocalHub:
             }
         if expand:
             entry["lastCommit"] = self._last_commit(repo, commit, lambda c: c.files.get(path))
-            entry["securityFileStatus"] = {"status": "safe", "avScan": {"status": "safe"},
-                                           "pickleImportScan": {"status": "unscanned", "imports": []}}
+            entry["securityFileStatus"] = {
+                "status": "safe",
+                "avScan": {"status": "safe"},
+                "pickleImportScan": {"status": "unscanned", "imports": []},
+            }
         return entry
 
     def _dir_entry(self, repo: Repo, commit: Commit, path: str, expand: bool) -> dict:
         prefix = path + "/"
-        children = sorted((p, self._entry_oid(d, p in commit.lfs)) for p, d in commit.files.items()
-                          if p.startswith(prefix))
+        children = sorted(
+            (p, self._entry_oid(d, p in commit.lfs)) for p, d in commit.files.items() if p.startswith(prefix)
+        )
         oid = hashlib.sha1(json.dumps(children).encode()).hexdigest()
         entry: dict[str, Any] = {"type": "directory", "oid": oid, "size": 0, "path": path}
         if expand:
@@ -608,8 +627,16 @@ class _Handler(BaseHTTPRequestHandler):
                 hub.unknown_requests.append((method, self.path))
             resp = _json_response({"error": f"LocalHub does not implement {method} {req.raw_path}"}, 501)
         with hub._lock:
-            hub.request_log.append({"method": method, "path": req.raw_path, "query": urlsplit(self.path).query,
-                                    "status": resp.status, "auth": req.authed, "range": self.headers.get("Range")})
+            hub.request_log.append(
+                {
+                    "method": method,
+                    "path": req.raw_path,
+                    "query": urlsplit(self.path).query,
+                    "status": resp.status,
+                    "auth": req.authed,
+                    "range": self.headers.get("Range"),
+                }
+            )
         self._send(method, resp)
 
     def _send(self, method: str, resp: _Response) -> None:
@@ -657,9 +684,16 @@ def _route_api(hub: LocalHub, req: _Request, seg: list[str]) -> _Response | None
     if seg == ["validate-yaml"] and m == "POST":
         return _json_response({"errors": [], "warnings": []})
     if seg == ["whoami-v2"] and m == "GET":
-        return _json_response({"type": "user", "id": "0" * 24, "name": FAKE_USER, "fullname": "Local User",
-                               "orgs": [], "auth": {"type": "access_token",
-                                                    "accessToken": {"displayName": "local", "role": "write"}}})
+        return _json_response(
+            {
+                "type": "user",
+                "id": "0" * 24,
+                "name": FAKE_USER,
+                "fullname": "Local User",
+                "orgs": [],
+                "auth": {"type": "access_token", "accessToken": {"displayName": "local", "role": "write"}},
+            }
+        )
     if len(seg) < 3 or seg[0] not in REPO_TYPES:
         return None
     key: Key = (REPO_TYPES[seg[0]], f"{seg[1]}/{seg[2]}")
@@ -729,8 +763,11 @@ def _repo_info(hub: LocalHub, req: _Request, key: Key, revision: str | None) -> 
                 entry = hub._file_entry(repo, commit, path, expand=False)
                 sib.update(size=entry["size"], blobId=entry["oid"])
                 if "lfs" in entry:
-                    sib["lfs"] = {"sha256": entry["lfs"]["oid"], "size": entry["lfs"]["size"],
-                                  "pointerSize": entry["lfs"]["pointerSize"]}
+                    sib["lfs"] = {
+                        "sha256": entry["lfs"]["oid"],
+                        "size": entry["lfs"]["size"],
+                        "pointerSize": entry["lfs"]["pointerSize"],
+                    }
             siblings.append(sib)
         info: dict[str, Any] = {
             "_id": hashlib.sha1(f"{key}".encode()).hexdigest()[:24],
@@ -779,7 +816,7 @@ def _preupload(hub: LocalHub, req: _Request, key: Key, revision: str) -> _Respon
             entry: dict[str, Any] = {"path": path, "uploadMode": "lfs" if lfs else "regular", "shouldIgnore": False}
             if path in commit.files:
                 data = commit.files[path]
-                entry["oid"] = (hashlib.sha256(data).hexdigest() if path in commit.lfs else git_blob_oid(data))
+                entry["oid"] = hashlib.sha256(data).hexdigest() if path in commit.lfs else git_blob_oid(data)
             out.append(entry)
     return _json_response({"files": out, "commitOid": commit.sha})
 
@@ -802,8 +839,11 @@ def _lfs_batch(hub: LocalHub, req: _Request, key: Key) -> _Response | None:
                 hub._lfs_pending[oid] = size
                 item["actions"] = {"upload": {"href": f"{hub.endpoint}/__lfs/{oid}", "expires_in": 86400}}
             objects.append(item)
-    return _Response(200, json.dumps({"transfer": "basic", "objects": objects, "hash_algo": "sha256"}).encode(),
-                     {"Content-Type": "application/vnd.git-lfs+json"})
+    return _Response(
+        200,
+        json.dumps({"transfer": "basic", "objects": objects, "hash_algo": "sha256"}).encode(),
+        {"Content-Type": "application/vnd.git-lfs+json"},
+    )
 
 
 def _lfs_put(hub: LocalHub, req: _Request, oid: str) -> _Response:
@@ -849,8 +889,11 @@ def _commit(hub: LocalHub, req: _Request, key: Key, revision: str) -> _Response:
             else:
                 raise _revision_not_found(revision)
             if parent_commit and not base.sha.startswith(parent_commit):
-                raise HubError(412, "A commit has happened since. Please refresh and try again.",
-                               headers={"X-Repo-Commit": base.sha})
+                raise HubError(
+                    412,
+                    "A commit has happened since. Please refresh and try again.",
+                    headers={"X-Repo-Commit": base.sha},
+                )
         files = dict(base.files)
         lfs = set(base.lfs)
         for line in lines[1:]:
@@ -891,8 +934,12 @@ def _commit(hub: LocalHub, req: _Request, key: Key, revision: str) -> _Response:
                 raise HubError(400, f"Unknown commit operation {kind!r}")
         commit = hub._new_commit(repo, base.sha, summary, header.get("description") or "", files, lfs)
         base_url = f"{hub.endpoint}/{repo.url_path}"
-        answer: dict[str, Any] = {"success": True, "commitOid": commit.sha,
-                                  "commitUrl": f"{base_url}/commit/{commit.sha}", "hookOutput": ""}
+        answer: dict[str, Any] = {
+            "success": True,
+            "commitOid": commit.sha,
+            "commitUrl": f"{base_url}/commit/{commit.sha}",
+            "hookOutput": "",
+        }
         if create_pr:
             pr_num = repo.next_discussion
             repo.next_discussion += 1
@@ -916,8 +963,7 @@ def _tree(hub: LocalHub, req: _Request, key: Key, revision: str, path: str) -> _
         commit = hub._resolve(repo, revision)
         dirs = hub._dirs(commit.files)
         if path and path not in dirs:
-            raise HubError(404, f"{path} does not exist on {revision}", "EntryNotFound",
-                           {"X-Repo-Commit": commit.sha})
+            raise HubError(404, f"{path} does not exist on {revision}", "EntryNotFound", {"X-Repo-Commit": commit.sha})
         prefix = path + "/" if path else ""
         depth = prefix.count("/")
         entries = []
@@ -964,8 +1010,16 @@ def _list_commits(hub: LocalHub, req: _Request, key: Key, revision: str) -> _Res
         while commit is not None:
             title = commit.message
             message = f"{title}\n\n{commit.description}" if commit.description else title
-            out.append({"id": commit.sha, "title": title, "message": message, "date": _iso(commit.date),
-                        "authors": [{"user": FAKE_USER}], "parents": [commit.parent] if commit.parent else []})
+            out.append(
+                {
+                    "id": commit.sha,
+                    "title": title,
+                    "message": message,
+                    "date": _iso(commit.date),
+                    "authors": [{"user": FAKE_USER}],
+                    "parents": [commit.parent] if commit.parent else [],
+                }
+            )
             commit = repo.commits.get(commit.parent) if commit.parent else None
     return _json_response(out)
 
@@ -979,8 +1033,9 @@ def _list_refs(hub: LocalHub, req: _Request, key: Key) -> _Response:
             "converts": [],
         }
         if _truthy(req.q("include_prs", "0")):
-            out["pullRequests"] = [{"name": f"refs/pr/{n}", "ref": f"refs/pr/{n}", "targetCommit": s}
-                                   for n, s in sorted(repo.prs.items())]
+            out["pullRequests"] = [
+                {"name": f"refs/pr/{n}", "ref": f"refs/pr/{n}", "targetCommit": s} for n, s in sorted(repo.prs.items())
+            ]
     return _json_response(out)
 
 
@@ -1048,7 +1103,7 @@ def _resolve_file(hub: LocalHub, req: _Request, key: Key, revision: str, path: s
             return _Response(416, b"", headers)
         start, end = span
         headers["Content-Range"] = f"bytes {start}-{end}/{len(data)}"
-        return _Response(206, data[start:end + 1], headers)
+        return _Response(206, data[start : end + 1], headers)
     return _Response(200, data, headers)
 
 

@@ -16,6 +16,14 @@ from tests.conftest import build, make_builder
 from ultrafeedback_kto import UpstreamError
 
 
+def write_as(table: pa.Table, path: Path) -> None:
+    """Write upstream-like rows as parquet or JSON Lines, by the path's suffix."""
+    if path.suffix == ".parquet":
+        pq.write_table(table, path)
+    else:
+        path.write_text("".join(json.dumps(row) + "\n" for row in table.to_pylist()))
+
+
 def written_arrow_files(cache: Path) -> list[Path]:
     return list(cache.rglob("*.arrow")) if cache.exists() else []
 
@@ -80,10 +88,7 @@ def test_empty_file_among_good_ones_stops_before_any_row(tmp_path, pairs):
 def test_missing_upstream_column(tmp_path, pairs, suffix):
     path = tmp_path / f"part{suffix}"
     table = pairs.drop_columns(["chosen-rating"])
-    if suffix == ".parquet":
-        pq.write_table(table, path)
-    else:
-        path.write_text("".join(json.dumps(row) + "\n" for row in table.to_pylist()))
+    write_as(table, path)
     message = failed_build(tmp_path, path)
     assert str(path) in message and "missing upstream column(s) chosen-rating" in message
 
@@ -92,10 +97,7 @@ def test_missing_upstream_column(tmp_path, pairs, suffix):
 def test_column_of_the_wrong_type(tmp_path, pairs, suffix):
     path = tmp_path / f"part{suffix}"
     table = pairs.set_column(2, "chosen", pa.array([str(c) for c in pairs.column("chosen").to_pylist()]))
-    if suffix == ".parquet":
-        pq.write_table(table, path)
-    else:
-        path.write_text("".join(json.dumps(row) + "\n" for row in table.to_pylist()))
+    write_as(table, path)
     message = failed_build(tmp_path, path)
     assert str(path) in message and "column 'chosen' should be a list of {content, role} messages" in message
 

@@ -14,7 +14,7 @@ import pytest
 
 from publish import build as build_module
 from publish.__main__ import main
-from tests.conftest import PROJECT, build
+from tests.conftest import PROJECT, build, files_of
 from tests.test_bad_input import bad_rows_file
 
 SAMPLE = PROJECT / "sample" / "ultrafeedback-sample.parquet"
@@ -27,10 +27,6 @@ EXPECTED_FILES = [
     "data/train-00000-of-00001.parquet",
     "dataset_infos.json",
 ]
-
-
-def files_of(folder: Path) -> dict[str, bytes]:
-    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
 def run_cli(*args: str, cwd: Path = PROJECT) -> subprocess.CompletedProcess:

@@ -7,9 +7,9 @@ import sys
 
 import pytest
 
-from tests.conftest import PROJECT
+from tests.conftest import PROJECT, files_of
 from tests.hub_server import LocalHub
-from tests.test_build import SAMPLE, files_of
+from tests.test_build import SAMPLE
 from ultrafeedback_kto import UPSTREAM_REPO
 
 

@@ -11,8 +11,9 @@ from huggingface_hub import DatasetCard
 
 from publish.__main__ import main
 from publish.stats import kto_weights, size_category
+from tests.conftest import files_of
 from tests.test_bad_input import bad_rows_file
-from tests.test_build import SAMPLE, files_of
+from tests.test_build import SAMPLE
 
 BAD_ROWS = {3, 7, 8, 11, 12, 15, 20, 30}  # the rows bad_rows_file breaks
 

@@ -74,7 +74,7 @@ def run_client(hub: LocalHub, env_dir: Path, code: str, args: dict | None = None
         pytest.fail(f"client failed ({err.returncode}):\n{err.stdout}\n{err.stderr}")
     assert hub.unknown_requests == [], hub.unknown_requests
     assert LocalHub.blocked_connections(env_dir) == []
-    results = [line[len(MARK):] for line in proc.stdout.splitlines() if line.startswith(MARK)]
+    results = [line[len(MARK) :] for line in proc.stdout.splitlines() if line.startswith(MARK)]
     assert results, f"client emitted nothing:\n{proc.stdout}\n{proc.stderr}"
     return json.loads(results[-1])
 
@@ -100,8 +100,9 @@ def write_dataset_files(folder: Path) -> dict[str, Path]:
     return out
 
 
-def http(hub: LocalHub, method: str, path: str, body: bytes | None = None,
-         headers: dict | None = None) -> tuple[int, dict, bytes]:
+def http(
+    hub: LocalHub, method: str, path: str, body: bytes | None = None, headers: dict | None = None
+) -> tuple[int, dict, bytes]:
     """A raw request to the hub (no proxies), for protocol details the clients hide."""
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
     req = urllib.request.Request(hub.endpoint + path, data=body, method=method, headers=headers or {})
@@ -126,15 +127,17 @@ emit({"parent": head, "oid": info.oid, "url": info.commit_url, "repo_id": info.r
 def push_dataset(hub: LocalHub, tmp_path: Path) -> dict:
     hub.create_repo(REPO)
     files = write_dataset_files(tmp_path / "files")
-    return run_client(hub, tmp_path / "push", PUSH_CODE,
-                      {"repo": REPO, "files": {k: str(v) for k, v in files.items()}})
+    return run_client(hub, tmp_path / "push", PUSH_CODE, {"repo": REPO, "files": {k: str(v) for k, v in files.items()}})
 
 
 # --------------------------------------------------------------------------------------
 # 1. create_repo / repo_info
 # --------------------------------------------------------------------------------------
 def test_create_repo_exist_ok_and_repo_info(hub, tmp_path):
-    out = run_client(hub, tmp_path, """
+    out = run_client(
+        hub,
+        tmp_path,
+        """
         from huggingface_hub import HfApi
         from huggingface_hub.errors import HfHubHTTPError
         api = HfApi()
@@ -153,7 +156,9 @@ def test_create_repo_exist_ok_and_repo_info(hub, tmp_path):
               "private": info.private, "siblings": [s.rfilename for s in info.siblings],
               "rev_sha": at_rev.sha, "sizes": {s.rfilename: s.size for s in at_rev.siblings},
               "secret_private": api.repo_info("local-org/secret", repo_type="dataset").private})
-    """, {"repo": REPO})
+    """,
+        {"repo": REPO},
+    )
     url = f"{hub.endpoint}/datasets/{REPO}"
     assert out["first"] == out["again"] == url
     assert (out["repo_id"], out["repo_type"]) == (REPO, "dataset")
@@ -208,7 +213,10 @@ def test_commit_then_load_dataset(hub, tmp_path):
 def test_stale_parent_commit_is_rejected(hub, tmp_path):
     stale = hub.seed(REPO, {"a.txt": b"a"})
     concurrent = hub.seed(REPO, {"b.txt": b"someone else"}, message="concurrent change")
-    out = run_client(hub, tmp_path, """
+    out = run_client(
+        hub,
+        tmp_path,
+        """
         from huggingface_hub import HfApi, CommitOperationAdd, CommitOperationDelete
         from huggingface_hub.errors import HfHubHTTPError, RevisionNotFoundError
         api = HfApi()
@@ -225,7 +233,9 @@ def test_stale_parent_commit_is_rejected(hub, tmp_path):
         except RevisionNotFoundError as err:
             missing = err.response.status_code
         emit({"stale": stale, "missing": missing})
-    """, {"repo": REPO, "stale": stale})
+    """,
+        {"repo": REPO, "stale": stale},
+    )
     assert out["stale"]["status"] == 412
     assert "A commit has happened since" in out["stale"]["server"]
     assert out["missing"] == 404
@@ -241,7 +251,10 @@ def test_stale_parent_commit_is_rejected(hub, tmp_path):
 # --------------------------------------------------------------------------------------
 def test_delete_branch_tag_pr_and_refs(hub, tmp_path):
     seeded = hub.seed(REPO, {"keep.txt": b"keep", "drop.txt": b"drop", "old/a.txt": b"a", "old/b.txt": b"b"})
-    out = run_client(hub, tmp_path, """
+    out = run_client(
+        hub,
+        tmp_path,
+        """
         from huggingface_hub import HfApi, CommitOperationAdd, CommitOperationDelete, hf_hub_download
         api = HfApi()
         repo, kw = ARGS["repo"], {"repo_type": "dataset"}
@@ -262,7 +275,9 @@ def test_delete_branch_tag_pr_and_refs(hub, tmp_path):
               "branches": {b.name: b.target_commit for b in refs.branches},
               "tags": {t.name: t.target_commit for t in refs.tags},
               "prs": {p.name: p.target_commit for p in refs.pull_requests}})
-    """, {"repo": REPO})
+    """,
+        {"repo": REPO},
+    )
     main = hub.files(REPO)
     assert "drop.txt" not in main and not any(p.startswith("old/") for p in main)
     assert main["keep.txt"] == b"keep" and "dev.txt" not in main and "pr.txt" not in main
@@ -292,7 +307,10 @@ def test_delete_branch_tag_pr_and_refs(hub, tmp_path):
 # --------------------------------------------------------------------------------------
 def test_download_tree_and_paths_info(hub, tmp_path):
     pushed = push_dataset(hub, tmp_path)
-    out = run_client(hub, tmp_path / "read", """
+    out = run_client(
+        hub,
+        tmp_path / "read",
+        """
         from huggingface_hub import HfApi, RepoFile, hf_hub_download
         api = HfApi()
         repo, kw = ARGS["repo"], {"repo_type": "dataset"}
@@ -311,7 +329,9 @@ def test_download_tree_and_paths_info(hub, tmp_path):
         emit({"card": card, "lfs": open(lfs_path, "rb").read().hex(), "readme": open(readme_path, "rb").read().hex(),
               "lfs_in_snapshot": ARGS["oid"] in lfs_path, "tree": tree, "top": top, "under": under,
               "info": info})
-    """, {"repo": REPO, "oid": pushed["oid"]})
+    """,
+        {"repo": REPO, "oid": pushed["oid"]},
+    )
     files = hub.files(REPO)
     shard = "data/train-00001-of-00002.parquet"
     assert bytes.fromhex(out["lfs"]) == files[shard]
@@ -321,8 +341,11 @@ def test_download_tree_and_paths_info(hub, tmp_path):
     by_path = {e["path"]: e for e in out["tree"]}
     assert sorted(by_path) == sorted([*files, "data"])
     assert by_path["data"]["type"] == "directory"
-    assert by_path[shard]["lfs"] == {"size": len(files[shard]), "sha256": hashlib.sha256(files[shard]).hexdigest(),
-                                     "pointer_size": by_path[shard]["lfs"]["pointer_size"]}
+    assert by_path[shard]["lfs"] == {
+        "size": len(files[shard]),
+        "sha256": hashlib.sha256(files[shard]).hexdigest(),
+        "pointer_size": by_path[shard]["lfs"]["pointer_size"],
+    }
     assert by_path["README.md"]["lfs"] is None
     assert by_path["README.md"]["blob_id"] == git_blob_oid(files["README.md"])
     assert all(by_path[p]["size"] == len(files[p]) for p in files)
@@ -330,8 +353,9 @@ def test_download_tree_and_paths_info(hub, tmp_path):
     assert [e["path"] for e in out["under"]] == sorted(p for p in files if p.startswith("data/"))
     assert [(e["type"], e["path"]) for e in out["info"]] == [("file", "README.md"), ("directory", "data")]
     assert out["card"]["license"] == "mit"
-    assert out["card"]["configs"] == [{"config_name": "default",
-                                       "data_files": [{"split": "train", "path": "data/train-*.parquet"}]}]
+    assert out["card"]["configs"] == [
+        {"config_name": "default", "data_files": [{"split": "train", "path": "data/train-*.parquet"}]}
+    ]
 
 
 # --------------------------------------------------------------------------------------
@@ -358,11 +382,13 @@ def test_resolve_headers_ranges_and_errors(hub):
     status, headers, _ = http(hub, "GET", f"/datasets/{REPO}/resolve/main/blob.bin", headers={"Range": "bytes=9999-"})
     assert status == 416 and headers["Content-Range"] == f"bytes */{len(data)}"
 
-    for path, code in ((f"/datasets/{REPO}/resolve/main/nope.txt", "EntryNotFound"),
-                       (f"/datasets/{REPO}/resolve/nope/notes.txt", "RevisionNotFound"),
-                       ("/datasets/local-org/nope/resolve/main/notes.txt", "RepoNotFound"),
-                       (f"/api/datasets/{REPO}/revision/refs%2Fpr%2F9", "RevisionNotFound"),
-                       (f"/api/datasets/{REPO}/tree/main/nope", "EntryNotFound")):
+    for path, code in (
+        (f"/datasets/{REPO}/resolve/main/nope.txt", "EntryNotFound"),
+        (f"/datasets/{REPO}/resolve/nope/notes.txt", "RevisionNotFound"),
+        ("/datasets/local-org/nope/resolve/main/notes.txt", "RepoNotFound"),
+        (f"/api/datasets/{REPO}/revision/refs%2Fpr%2F9", "RevisionNotFound"),
+        (f"/api/datasets/{REPO}/tree/main/nope", "EntryNotFound"),
+    ):
         status, headers, _ = http(hub, "GET", path)
         assert (status, headers.get("X-Error-Code")) == (404, code), path
 
@@ -381,22 +407,32 @@ def test_lfs_upload_is_verified(hub):
     hub.create_repo(REPO)
     data = b"\0lfs payload" * 100
     oid = hashlib.sha256(data).hexdigest()
-    batch = json.dumps({"operation": "upload", "transfers": ["basic"], "hash_algo": "sha256",
-                        "objects": [{"oid": oid, "size": len(data)}]}).encode()
+    batch = json.dumps(
+        {
+            "operation": "upload",
+            "transfers": ["basic"],
+            "hash_algo": "sha256",
+            "objects": [{"oid": oid, "size": len(data)}],
+        }
+    ).encode()
     status, _, body = http(hub, "POST", f"/datasets/{REPO}.git/info/lfs/objects/batch", batch)
     href = json.loads(body)["objects"][0]["actions"]["upload"]["href"]
     assert status == 200 and href.startswith(hub.endpoint)
-    path = href[len(hub.endpoint):]
+    path = href[len(hub.endpoint) :]
     assert http(hub, "PUT", path, data[:-1])[0] == 400  # wrong sha256
     assert http(hub, "PUT", path, data)[0] == 200
     status, _, body = http(hub, "POST", f"/datasets/{REPO}.git/info/lfs/objects/batch", batch)
     assert "actions" not in json.loads(body)["objects"][0]  # already stored
 
-    line = json.dumps({"key": "lfsFile", "value": {"path": "x.bin", "algo": "sha256", "oid": oid,
-                                                   "size": len(data)}})
+    line = json.dumps({"key": "lfsFile", "value": {"path": "x.bin", "algo": "sha256", "oid": oid, "size": len(data)}})
     header = json.dumps({"key": "header", "value": {"summary": "add x"}})
-    status, _, body = http(hub, "POST", f"/api/datasets/{REPO}/commit/main", f"{header}\n{line}\n".encode(),
-                           {"Content-Type": "application/x-ndjson"})
+    status, _, body = http(
+        hub,
+        "POST",
+        f"/api/datasets/{REPO}/commit/main",
+        f"{header}\n{line}\n".encode(),
+        {"Content-Type": "application/x-ndjson"},
+    )
     assert status == 200 and json.loads(body)["commitOid"] == hub.head(REPO)
     assert hub.files(REPO)["x.bin"] == data and "x.bin" in hub.lfs_paths(REPO)
     assert not any(authed for method, p, authed in hub.write_calls if method == "PUT")  # no token sent
@@ -414,7 +450,13 @@ def test_network_guard_blocks_other_hosts(hub, tmp_path):
             blocked = "LocalHub network guard" in str(err)
         emit({"blocked": blocked})
     """)
-    proc = subprocess.run([sys.executable, "-c", code, "{}"], env=hub.client_env(env_dir), check=True,
-                          capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-c", code, "{}"],
+        env=hub.client_env(env_dir),
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert f'{MARK}{{"blocked": true}}' in proc.stdout
     assert LocalHub.blocked_connections(env_dir) == ["example.com"]

@@ -20,7 +20,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from tests.conftest import PROJECT
+from tests.conftest import PROJECT, files_of
 from tests.hub_server import FAKE_TOKEN, LocalHub
 
 MARK = "@@RESULT@@"
@@ -103,15 +103,11 @@ def builds(hub, tmp_path_factory) -> dict[str, Path]:
 
 def published(folder: Path) -> dict[str, bytes]:
     """What a push publishes: every non-hidden file, by POSIX path."""
-    return {
-        p.relative_to(folder).as_posix(): p.read_bytes()
-        for p in sorted(folder.rglob("*"))
-        if p.is_file() and not any(part.startswith(".") for part in p.relative_to(folder).parts)
-    }
+    return files_of(folder, hidden=False)
 
 
 def snapshot(folder: Path) -> dict[str, bytes]:
-    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+    return files_of(folder)
 
 
 def push(

@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from publish.__main__ import main
-from tests.conftest import PROJECT
+from tests.conftest import PROJECT, files_of
 
 REPO = "local-org/ufkto"
 TOKEN = "ms-secret-token-0123456789abcdef"
@@ -227,15 +227,12 @@ def built(tmp_path_factory) -> Path:
 
 
 def published(folder: Path) -> dict[str, bytes]:
-    return {
-        p.relative_to(folder).as_posix(): p.read_bytes()
-        for p in sorted(folder.rglob("*"))
-        if p.is_file() and not any(part.startswith(".") for part in p.relative_to(folder).parts)
-    }
+    """What a push publishes: every non-hidden file, by POSIX path."""
+    return files_of(folder, hidden=False)
 
 
 def snapshot(folder: Path) -> dict[str, bytes]:
-    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+    return files_of(folder)
 
 
 def push(capsys, folder: Path, *options: str) -> tuple[int, str, str]:

@@ -1,0 +1,130 @@
+"""One benchmark contender, run alone in a fresh process by ``bench/run.py``.
+
+``python bench/contenders.py NAME UPSTREAM.parquet WORK_DIR`` does the contender's job once
+and prints one JSON line (rows made, and what else the harness reports). Wall time, CPU time
+and peak memory are measured by the parent from outside (``os.wait4``), so nothing here
+times itself but the streaming latencies, which only the process can see.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+PROJECT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(PROJECT))
+
+
+def builder(upstream: str, work: Path) -> dict:
+    """1: the builder, default config and options, into a fresh cache, then as_dataset."""
+    from ultrafeedback_kto import UltraFeedbackKTO
+
+    built = UltraFeedbackKTO(config_name="default", data_files=upstream, cache_dir=str(work / "cache"))
+    built.download_and_prepare()
+    dataset = built.as_dataset()
+    return {"rows": sum(split.num_rows for split in dataset.values())}
+
+
+def streaming(upstream: str, work: Path, order: str = "shuffled") -> dict:
+    """2: the builder streaming, one full pass over every split."""
+    from ultrafeedback_kto import UltraFeedbackKTO
+
+    started = time.perf_counter()
+    built = UltraFeedbackKTO(config_name="default", data_files=upstream, order=order)
+    rows, first = 0, None
+    for split in built.as_streaming_dataset().values():
+        for _ in split:
+            if first is None:
+                first = time.perf_counter() - started
+            rows += 1
+    seconds = time.perf_counter() - started
+    return {"rows": rows, "examples_per_second": rows / seconds, "first_example_seconds": first}
+
+
+def streaming_upstream_order(upstream: str, work: Path) -> dict:
+    """2, ``order="upstream"``: how soon the first example arrives."""
+    from ultrafeedback_kto import UltraFeedbackKTO
+
+    started = time.perf_counter()
+    stream = UltraFeedbackKTO(config_name="default", data_files=upstream, order="upstream")
+    next(iter(stream.as_streaming_dataset(split="train")))
+    return {"rows": 1, "first_example_seconds": time.perf_counter() - started}
+
+
+def publish_build(upstream: str, work: Path) -> dict:
+    """3: ``python -m publish build`` end to end, both configs (a child process, as users run it)."""
+    out = work / "ufkto"
+    subprocess.run(
+        [sys.executable, "-m", "publish", "build", "--source", upstream, "--out", str(out)],
+        cwd=PROJECT, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    import pyarrow.parquet as pq
+
+    return {"rows": sum(pq.read_metadata(p).num_rows for p in out.rglob("*.parquet"))}
+
+
+def trl_way(upstream: str, work: Path) -> dict:
+    """4: load_dataset("parquet"), chosen and rejected reduced to the assistant text by a
+    batched map, then TRL's unpair_preference_dataset (TRL's own when installed, otherwise
+    the copy of its code in tests/trl_reference.py)."""
+    import datasets
+
+    try:
+        from trl.data_utils import unpair_preference_dataset
+    except ImportError:
+        from tests.trl_reference import unpair_preference_dataset
+    from tests.trl_reference import to_assistant_text
+
+    dataset = datasets.load_dataset("parquet", data_files=upstream, cache_dir=str(work / "cache"))["train"]
+    dataset = dataset.map(to_assistant_text, batched=True)
+    return {"rows": unpair_preference_dataset(dataset).num_rows}
+
+
+def pyarrow_floor(upstream: str, work: Path) -> dict:
+    """5: pyarrow alone: read the parquet, write the same example rows (chosen, then rejected)
+    to an Arrow file. No validation, no prompt ids, no split, no shuffle."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    pairs = pq.read_table(upstream)
+    sides = []
+    for side, label in (("chosen", True), ("rejected", False)):
+        sides.append(pa.table({
+            "prompt": pairs["prompt"],
+            "completion": pc.struct_field(pc.list_element(pairs[side], 1), "content"),
+            "label": pa.array([label] * pairs.num_rows),
+            "source": pairs["source"],
+            "model": pairs[f"{side}-model"],
+            "average_rating": pairs[f"{side}-rating"],
+        }))  # fmt: skip
+    rows = pa.concat_tables(sides)
+    with pa.OSFile(str(work / "rows.arrow"), "wb") as sink, pa.ipc.new_file(sink, rows.schema) as writer:
+        writer.write_table(rows)
+    return {"rows": rows.num_rows}
+
+
+CONTENDERS = {
+    "builder": builder,
+    "streaming": streaming,
+    "streaming-upstream-order": streaming_upstream_order,
+    "publish-build": publish_build,
+    "trl-way": trl_way,
+    "pyarrow-floor": pyarrow_floor,
+}
+
+
+def main() -> None:
+    name, upstream, work = sys.argv[1], sys.argv[2], Path(sys.argv[3])
+    os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    result = CONTENDERS[name](upstream, work)
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

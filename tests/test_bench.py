@@ -1,0 +1,35 @@
+"""A small run of the benchmark harness, so that it cannot rot (the full run is not a test)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from tests.conftest import PROJECT
+
+
+def test_small_benchmark_run_measures_every_contender_and_target(tmp_path):
+    done = subprocess.run(
+        [sys.executable, "bench/run.py", "--pairs", "1500", "--repeats", "1", "--data", str(tmp_path)],
+        cwd=PROJECT, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    table = done.stdout
+    rows = {line.split(" | ")[1]: line.split(" | ") for line in table.splitlines() if line.startswith("| 1x |")}
+    assert len(rows) == 6
+    for name, cells in rows.items():
+        wall, cpu, peak = float(cells[2]), float(cells[3]), float(cells[4])
+        assert wall > 0 and cpu > 0 and peak > 50, name
+    made = {name: cells[5] for name, cells in rows.items()}
+    assert made["1. builder (download_and_prepare + as_dataset)"] == "3,000"
+    assert made["2. builder, streaming (one full pass)"] == "3,000"
+    assert made["3. python -m publish build (both configs)"] == "6,000"
+    assert made["4. load_dataset + map + unpair_preference_dataset"] == "3,000"
+    assert made["5. pyarrow alone (floor)"] == "3,000"
+    targets = [
+        line
+        for line in table.splitlines()
+        if line.startswith("| ") and line.rstrip().endswith(("| yes |", "| **no** |"))
+    ]
+    assert len(targets) == 6  # every real-size target is checked (the 10x ones need --sizes 1,10)
+    assert (PROJECT / "bench" / "README.md").read_text().count("<!-- results: start -->") == 1
