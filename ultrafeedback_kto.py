@@ -1189,7 +1189,7 @@ class UltraFeedbackKTO(datasets.ArrowBasedBuilder):
                 self._buckets_folder = None
 
 
-_TABLE_ROWS = 10_000
+_TABLE_ROWS = 512  # rows per table handed to datasets: its shards can only end between tables
 
 
 class _TypedExamplesIterable(datasets.iterable_dataset.ExamplesIterable):

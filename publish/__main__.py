@@ -38,6 +38,7 @@ def _parser() -> argparse.ArgumentParser:
     build.add_argument("--out", default="ufkto", help="the folder to write (default: %(default)s)")
     build.add_argument("--configs", default="default,conversational", help="comma-separated (default: %(default)s)")
     build.add_argument("--repo-id", help="the id the card's examples load (default: the folder name)")
+    build.add_argument("--max-shard-size", default="128MB", help="Arrow bytes per parquet shard (default: %(default)s)")
     _builder_options(build)
 
     verify = commands.add_parser("verify", help="check a built folder: shards, counts, features, order, card")

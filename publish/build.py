@@ -21,7 +21,6 @@ import time
 from pathlib import Path
 
 import datasets
-from datasets.utils.py_utils import convert_file_size_to_int
 
 import publish
 from publish.card import CardInputs, Provenance, render_card
@@ -42,6 +41,9 @@ PROJECT = Path(__file__).resolve().parents[1]
 SAMPLE = PROJECT / "sample" / "ultrafeedback-sample.parquet"
 #: Where each config's shards go, as push_to_hub lays them out.
 DATA_DIRS = {"default": "data", "conversational": "conversational"}
+#: Arrow bytes per parquet shard (and per builder cache file). Smaller than push_to_hub's
+#: 500MB so that a refresh re-uploads less and memory holds one shard at every size.
+SHARD_SIZE = "128MB"
 #: Marks a folder written by this command; never published.
 MARKER = ".ufkto-build.json"
 #: Option names of the command line that are builder options.
@@ -63,6 +65,7 @@ class BuildArguments:
         configs: the builder configs to write, e.g. ``["default", "conversational"]``.
         options: builder options, e.g. ``{"seed": 7, "test_size": 0.1}``.
         repo_id: the id the card's code snippets load; defaults to the folder name.
+        shard_size: Arrow bytes per parquet shard, e.g. ``"128MB"`` (the default) or ``"500KB"``.
         command: the command line, recorded in the card.
     """
 
@@ -72,6 +75,7 @@ class BuildArguments:
     configs: list[str] = dataclasses.field(default_factory=lambda: list(DATA_DIRS))
     options: dict = dataclasses.field(default_factory=dict)
     repo_id: str | None = None
+    shard_size: str = SHARD_SIZE
     command: str = "python -m publish build"
 
     @classmethod
@@ -87,6 +91,7 @@ class BuildArguments:
             configs=configs,
             options={name: getattr(args, name) for name in BUILDER_OPTIONS if getattr(args, name) is not None},
             repo_id=args.repo_id,
+            shard_size=args.max_shard_size,
             command=_without_out(args.command_line),
         )
 
@@ -115,7 +120,7 @@ def build_folder(args: BuildArguments) -> dict:
     os.umask(umask)
     partial.chmod(0o777 & ~umask)  # mkdtemp makes it private; the result is an ordinary folder
     try:
-        infos, stats = _write_configs(args.configs, data_files, options, partial)
+        infos, stats = _write_configs(args.configs, data_files, options, partial, args.shard_size)
         inputs = CardInputs(
             infos=infos,
             data_dirs={name: DATA_DIRS[name] for name in infos},
@@ -206,13 +211,13 @@ def _upstream_commit(revision: str) -> str:
                            "offline, use --source FILES or --sample") from None  # fmt: skip
 
 
-def _write_configs(configs: list[str], data_files, options: dict, partial: Path) -> tuple[dict, list[SplitStats]]:
+def _write_configs(configs: list[str], data_files, options: dict, partial: Path,
+                   shard_size: str = "128MB") -> tuple[dict, list[SplitStats]]:  # fmt: skip
     """Build, write and describe the configs; return their infos and the splits' statistics.
 
     The builder runs once. With both configs it builds ``conversational`` and ``default`` is
-    made from those rows by `standard_from_conversational` (datasets' batched map, on disk),
-    which gives the same rows in the same order as a second run from the upstream, at a
-    fraction of the time.
+    made from those rows by `standard_from_conversational`, which gives the same rows in
+    the same order as a second run from the upstream, at a fraction of the time.
     """
     infos: dict[str, datasets.DatasetInfo] = {}
     built_config = "conversational" if "conversational" in configs else "default"
@@ -221,36 +226,18 @@ def _write_configs(configs: list[str], data_files, options: dict, partial: Path)
         say(f"building config {built_config!r} from the upstream")
         try:
             builder = UltraFeedbackKTO(config_name=built_config, data_files=data_files, cache_dir=cache_dir, **options)
-            builder.download_and_prepare()
+            builder.download_and_prepare(max_shard_size=shard_size)
         except Exception as error:
             raise _builder_failure(error) from None
         dataset = builder.as_dataset()
         stats = [split_stats(name, dataset[name].data.table, builder.drop_reports.get(name)) for name in dataset]
+        files = {split: [f["filename"] for f in split_dataset.cache_files] for split, split_dataset in dataset.items()}
+        del dataset
         say(f"writing config {built_config!r}")
-        infos[built_config] = _write_shards(dataset, partial / DATA_DIRS[built_config], builder.info)
+        infos[built_config] = _write_shards(files, partial / DATA_DIRS[built_config], builder.info)
         if built_config != "default" and "default" in configs:
             say("making config 'default' from the same rows and writing it")
-            standard = datasets.DatasetDict(
-                {
-                    split: split_dataset.with_format("arrow")
-                    .map(standard_from_conversational, batched=True, batch_size=10_000, features=FEATURES["standard"])
-                    .with_format(None)
-                    for split, split_dataset in dataset.items()
-                }
-            )
-            described = datasets.DatasetInfo(
-                features=FEATURES["standard"],
-                config_name="default",
-                splits=datasets.SplitDict(
-                    {
-                        split: datasets.SplitInfo(name=split, num_bytes=d.data.nbytes, num_examples=d.num_rows)
-                        for split, d in standard.items()
-                    }  # fmt: skip
-                ),
-            )
-            infos["default"] = _write_shards(standard, partial / DATA_DIRS["default"], described)
-            del standard
-        del dataset, builder
+            infos["default"] = _write_shards(files, partial / DATA_DIRS["default"], builder.info, standard=True)
     return {name: infos[name] for name in configs}, stats
 
 
@@ -264,29 +251,42 @@ def _builder_failure(error: Exception) -> PublishError:
     return PublishError(f"the build failed: {type(error).__name__}: {' '.join(str(error).split())}")
 
 
-def _write_shards(dataset: datasets.DatasetDict, folder: Path, built: datasets.DatasetInfo) -> datasets.DatasetInfo:
-    """Write each split as parquet shards the way push_to_hub does; return the card's info."""
+def _write_shards(files: dict[str, list[str]], folder: Path, built: datasets.DatasetInfo,
+                  standard: bool = False) -> datasets.DatasetInfo:  # fmt: skip
+    """Write each of the builder's cache files as one parquet shard; return the card's info.
+
+    One file at a time, each opened alone: datasets memory-maps its Arrow files and writing
+    reads every page, so memory holds one shard (``SHARD_SIZE``), not the dataset. With
+    ``standard``, the rows are turned into the ``default`` config's on the way.
+    """
     folder.mkdir(parents=True)
-    max_shard_size = convert_file_size_to_int(datasets.config.MAX_SHARD_SIZE)
     download_size = 0
-    for split, split_dataset in dataset.items():
-        num_shards = int(built.splits[split].num_bytes / max_shard_size) + 1
-        for index in range(num_shards):
-            path = folder / f"{split}-{index:05d}-of-{num_shards:05d}.parquet"
-            split_dataset.shard(num_shards, index, contiguous=True).to_parquet(str(path))
+    splits = {}
+    for split, cache_files in files.items():
+        num_bytes = 0
+        for index, cache_file in enumerate(cache_files):
+            shard = datasets.Dataset.from_file(cache_file)
+            if standard:
+                shard = shard.with_format("arrow").map(
+                    standard_from_conversational, batched=True, batch_size=10_000, features=FEATURES["standard"],
+                    cache_file_name=f"{cache_file}.standard", desc=None,
+                ).with_format(None)  # fmt: skip
+            path = folder / f"{split}-{index:05d}-of-{len(cache_files):05d}.parquet"
+            shard.to_parquet(str(path))
+            num_bytes += shard.data.nbytes
             download_size += path.stat().st_size
-    splits = datasets.SplitDict(
-        {
-            split: datasets.SplitInfo(name=split, num_bytes=info.num_bytes, num_examples=info.num_examples)
-            for split, info in built.splits.items()
-        }  # fmt: skip
-    )
+            del shard
+            if standard:
+                os.remove(f"{cache_file}.standard")
+        rows = built.splits[split].num_examples
+        splits[split] = datasets.SplitInfo(name=split, num_bytes=num_bytes if standard else built.splits[split].num_bytes,
+                                           num_examples=rows)  # fmt: skip
     return datasets.DatasetInfo(
-        features=built.features,
-        splits=splits,
+        features=FEATURES["standard"] if standard else built.features,
+        splits=datasets.SplitDict(splits),
         download_size=download_size,
         dataset_size=sum(info.num_bytes for info in splits.values()),
-        config_name=built.config_name,
+        config_name="default" if standard else built.config_name,
     )
 
 

@@ -153,3 +153,15 @@ def test_help_of_every_command():
     for command in ("build", "verify", "push"):
         done = run_cli(command, "--help")
         assert done.returncode == 0 and "usage: python -m publish " + command in done.stdout
+
+
+def test_max_shard_size_splits_a_split_into_numbered_shards(tmp_path):
+    out = tmp_path / "ufkto"
+    assert main(["build", "--sample", "--out", str(out), "--max-shard-size", "300KB"]) == 0
+    for folder in ("data", "conversational"):
+        shards = sorted(p.name for p in (out / folder).glob("train-*.parquet"))
+        assert len(shards) >= 2
+        assert shards == [f"train-{i:05d}-of-{len(shards):05d}.parquet" for i in range(len(shards))]
+    assert main(["verify", str(out)]) == 0
+    rows = sum(pq.read_metadata(p).num_rows for p in (out / "data").glob("train-*.parquet"))
+    assert rows == build(tmp_path / "direct", SAMPLE)["train"].num_rows

@@ -35,8 +35,6 @@ sys.argv = ["publish", *sys.argv[2:]]
 runpy.run_module("publish", run_name="__main__", alter_sys=True)
 """
 
-# Build with small shards: the same rows in 2+ files per split (test-side patch of datasets' setting).
-SMALL_SHARDS = "import datasets; datasets.config.MAX_SHARD_SIZE = '500KB'"
 
 # Another writer commits to the branch after push read it and before push commits.
 CONCURRENT_COMMIT = """
@@ -75,11 +73,9 @@ def _run(hub: LocalHub, env_dir: Path, argv: list[str], env: dict | None = None)
     return done
 
 
-def _build(hub: LocalHub, base: Path, name: str, *options: str, patch: str | None = None) -> Path:
+def _build(hub: LocalHub, base: Path, name: str, *options: str) -> Path:
     out = base / name
     command = ["-m", "publish", "build", *BUILD_OPTIONS, *options, "--out", str(out)]
-    if patch:
-        command = ["-c", LAUNCHER, patch, *command[2:]]
     done = _run(hub, base / f"env-{name}", command)
     assert done.returncode == 0, done.stderr[-3000:]
     assert (out / ".ufkto-build.json").is_file()
@@ -89,12 +85,12 @@ def _build(hub: LocalHub, base: Path, name: str, *options: str, patch: str | Non
 @pytest.fixture(scope="module")
 def builds(hub, tmp_path_factory) -> dict[str, Path]:
     """one: 200 pairs, one shard per split; other: another seed (same names, other bytes);
-    sharded: the rows of ``one`` in 2+ shards per train split."""
+    sharded: the 400 sample pairs in 2+ shards per train split."""
     base = tmp_path_factory.mktemp("builds")
     folders = {
         "one": _build(hub, base, "one"),
         "other": _build(hub, base, "other", "--seed", "7"),
-        "sharded": _build(hub, base, "sharded", patch=SMALL_SHARDS),
+        "sharded": _build(hub, base, "sharded", "--max-pairs", "400", "--max-shard-size", "200KB"),
     }
     assert len(list((folders["sharded"] / "data").glob("train-*.parquet"))) >= 2
     assert len(list((folders["one"] / "data").glob("train-*.parquet"))) == 1
