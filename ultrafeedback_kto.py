@@ -16,8 +16,8 @@ Use the builder class directly (``datasets`` 4.0 and later no longer run loading
 
 This file is self-contained (stdlib, ``datasets``, ``pyarrow``) so that it can be copied
 alone next to a training script. Its parts, top to bottom: the conversion of one pair
-(pure functions), the split and row order (pure functions), reading the upstream files,
-and the builder.
+(`pair_to_examples`, the reference), the same for a batch in Arrow (`convert_batch`), the
+split and row order (`split_of`, `arrange`), reading the upstream files, and the builder.
 """
 
 from __future__ import annotations
@@ -933,13 +933,20 @@ class UltraFeedbackKTOConfig(datasets.BuilderConfig):
             whole (missing, empty, unreadable, missing columns, wrong types) always stop the
             build before any row is written.
         shuffle_bucket_pairs (`int`, defaults to ``16384``):
-            Bounds the memory of ``order="shuffled"``. Pairs are hashed into
-            ``ceil(pairs / shuffle_bucket_pairs)`` buckets held on disk; one bucket at a time is
-            loaded and arranged, so memory holds about ``shuffle_bucket_pairs`` pairs (about
-            80 MB at UltraFeedback's text lengths) however large the upstream grows.
+            Bounds the memory of ``order="shuffled"``. Every pair is converted once and its
+            examples appended to a file on disk; pairs are hashed into
+            ``ceil(pairs / shuffle_bucket_pairs)`` buckets, and one bucket at a time is read
+            back, arranged and written out. Memory holds one bucket (about 80 MB at
+            UltraFeedback's text lengths), one ~60 MB write buffer and 8 bytes per example for
+            the buckets' positions (10 MB at 10x the real upstream), however large the
+            upstream grows; bench/README.md measures it. ``shuffle_bucket_pairs=4096``.
         shuffle_dir (`str`, *optional*):
-            Where the buckets wait during the shuffle (about the size of the dataset as Arrow);
-            defaults to the system temporary folder. ``shuffle_dir="/scratch"``.
+            Where the examples wait during the shuffle (about the size of the dataset as
+            Arrow); defaults to the system temporary folder. ``shuffle_dir="/scratch"``.
+
+    With ``order="shuffled"`` every pair must be read before the first row can be placed, so
+    ``as_streaming_dataset`` reads the whole upstream once before it returns (about a second
+    at the real size); with ``order="upstream"`` streaming starts at once.
 
     Example:
 
