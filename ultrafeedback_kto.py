@@ -152,6 +152,7 @@ NO_FINAL_ASSISTANT = "conversation does not end with an assistant turn"
 TURNS_DIFFER = "chosen and rejected differ before the last turn"
 PROMPT_MISMATCH = "prompt differs from the first user turn"
 REJECTED_ABOVE_CHOSEN = "rejected rated above chosen"
+MALFORMED_VALUE = "malformed value (a rating that is not a number, or a source or model that is not text)"
 SMALL_MARGIN = "rating margin below min_rating_margin"
 MISSING_RATING = "missing rating"
 
@@ -196,6 +197,8 @@ def _messages(value: Any) -> list[dict]:
 def _rating(value: Any) -> float | None:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise BadPair(MALFORMED_VALUE)
     return float(value)
 
 
@@ -223,6 +226,8 @@ def pair_to_examples(
     if not turns or turns[0]["role"] != "user" or turns[0]["content"] != prompt:
         raise BadPair(PROMPT_MISMATCH)
 
+    if any(not isinstance(pair.get(key), (str, type(None))) for key in ("source", "chosen-model", "rejected-model")):
+        raise BadPair(MALFORMED_VALUE)
     chosen_rating, rejected_rating = _rating(pair.get("chosen-rating")), _rating(pair.get("rejected-rating"))
     if chosen_rating is not None and rejected_rating is not None and rejected_rating > chosen_rating:
         raise BadPair(REJECTED_ABOVE_CHOSEN)
@@ -526,7 +531,7 @@ def arrange(prompt_ids: Sequence[str], labels: Sequence[bool], rng: random.Rando
 
     Returns a permutation of ``range(len(labels))`` such that, wherever the data allows:
     no two neighbours share a prompt id; no run of one label is longer than
-    ``cap = max(3, ceil(majority / (minority + 1)))``; the first two rows have different
+    ``cap = max(3, ceil(majority / minority))``; the first two rows have different
     labels, so that buckets laid end to end never join two runs into one longer than
     ``cap + 1`` (at most 7 while each label is at least 1/7 of every bucket, which keeps
     both labels in every 8 consecutive rows).
@@ -543,7 +548,8 @@ def arrange(prompt_ids: Sequence[str], labels: Sequence[bool], rng: random.Rando
     for pool in pools.values():
         rng.shuffle(pool)
     majority, minority = max(map(len, pools.values())), min(map(len, pools.values()))
-    cap = max(MIN_LABEL_RUN_CAP, math.ceil(majority / (minority + 1)))
+    # The first two rows differ, so the majority fits ``minority`` gaps of ``cap`` (not one more).
+    cap = max(MIN_LABEL_RUN_CAP, math.ceil(majority / max(minority, 1)))
 
     sequence = _label_sequence(len(pools[True]), len(pools[False]), cap, rng)
     true_rows, false_rows = iter(pools[True]), iter(pools[False])
@@ -573,7 +579,9 @@ def _label_sequence(true_left: int, false_left: int, cap: int, rng: random.Rando
             run = run_length + 1 if label is run_label else 1
             if -(-other // cap) - 1 <= left - 1 <= (cap - run) + cap * other:
                 allowed.append(label)
-        allowed = allowed or within_cap
+        if not allowed:
+            # Nothing keeps the rest arrangeable: spend the label with more rows left.
+            allowed = [max(within_cap or (True, False), key=lambda lab: true_left if lab else false_left)]
         label = allowed[0] if len(allowed) == 1 else random_() * (true_left + false_left) < true_left
         sequence.append(label)
         if label:
@@ -685,6 +693,14 @@ def _json_kind(value: Any) -> str:
     return type(value).__name__
 
 
+def _json_object_kinds(line: bytes) -> dict[str, str] | None:
+    try:
+        row = json.loads(line)
+    except ValueError:
+        return None
+    return {key: _json_kind(value) for key, value in row.items()} if isinstance(row, dict) else None
+
+
 def _check_columns(name: str, kinds: dict[str, str]) -> None:
     missing = [column for column in UPSTREAM_COLUMNS if column not in kinds]
     if missing:
@@ -711,17 +727,17 @@ def inspect_source(name: str, path: str) -> int:
                 kinds = {field.name: _type_kind(field.type) for field in metadata.schema.to_arrow_schema()}
                 num_rows = metadata.num_rows
             else:
-                num_rows, first = 0, None
+                # Column kinds from the first line that is a JSON object: a malformed line is a
+                # bad row for the policy, wherever it stands.
+                num_rows, kinds = 0, None
                 for line in f:
                     if line.strip():
                         num_rows += 1
-                        first = first or line
-                kinds = {}
-                if first is not None:
-                    try:
-                        kinds = {key: _json_kind(value) for key, value in json.loads(first).items()}
-                    except (ValueError, AttributeError) as error:
-                        raise UpstreamError(f"{name}: row 0 is not a JSON object ({error})") from None
+                        if kinds is None:
+                            kinds = _json_object_kinds(line)
+                if num_rows and kinds is None:
+                    raise UpstreamError(f"{name}: no line is a JSON object")
+                kinds = kinds or {}
     except FileNotFoundError:
         raise UpstreamError(f"{name}: file not found") from None
     except (pa.ArrowException, OSError) as error:
@@ -863,7 +879,7 @@ class DropReport:
         ]
 
 
-def _handle_bad_pair(policy: str, report: DropReport, reason: str, name: str, row: int) -> None:
+def _handle_bad_pair(policy: str, report: DropReport | None, reason: str, name: str, row: int) -> None:
     if policy == "error":
         raise BadPair(f"{name}: row {row}: {reason} (on_bad_rows='error'; 'warn' or 'skip' leave such pairs out)")
     report.add(report.bad, reason, name, row)
@@ -1028,7 +1044,9 @@ class UltraFeedbackKTO(datasets.ArrowBasedBuilder):
         #: it is complete with any num_proc; upstream-order builds fill it as splits are
         #: generated in this process.
         self.drop_reports: dict[str, DropReport] = {}
-        self._buckets_folder: tempfile.TemporaryDirectory | None = None
+        # One folder per planning of the splits: a stream keeps reading its own while another
+        # is planned; they go when the build ends or with the builder.
+        self._spill_folders: list[tempfile.TemporaryDirectory] = []
 
     def _info(self) -> datasets.DatasetInfo:
         return datasets.DatasetInfo(
@@ -1056,13 +1074,23 @@ class UltraFeedbackKTO(datasets.ArrowBasedBuilder):
             # parallel and still writes them in order.
             first_rows = [sum(counts[:i]) for i in range(len(counts))]
             shards = {"names": names, "paths": paths, "first_rows": first_rows}
-            return [datasets.SplitGenerator(name=split, gen_kwargs={"split": split, **shards}) for split in splits]
+            present = self._splits_of_prompts(names, paths, splits)
+            return [
+                datasets.SplitGenerator(name=split, gen_kwargs={"split": split, **shards})
+                for split in self._splits_with_rows(splits, present)
+            ]
         # The shuffle needs every pair first: one pass over the upstream for all splits
         # puts each pair's examples in its bucket on disk. Shards are buckets, each
         # arranged alone, so any num_proc writes the same rows in the same order.
         pairs = min(sum(counts), self.config.max_pairs or math.inf)
-        num_buckets = max(1, math.ceil(pairs / self.config.shuffle_bucket_pairs))
+        # Buckets per split, from its expected share of the pairs: a test bucket holds as
+        # many pairs as a train bucket, enough to arrange.
+        share = {"train": 1 - self.config.test_size, "test": self.config.test_size}
+        num_buckets = {
+            split: max(1, math.ceil(pairs * share[split] / self.config.shuffle_bucket_pairs)) for split in share
+        }
         spill, buckets = self._partition(names, paths, num_buckets, splits)
+        splits = self._splits_with_rows(splits, {split for split in splits if buckets[split]})
         return [
             datasets.SplitGenerator(
                 name=split,
@@ -1075,6 +1103,26 @@ class UltraFeedbackKTO(datasets.ArrowBasedBuilder):
             )  # fmt: skip
             for split in splits
         ]
+
+    def _splits_of_prompts(self, names, paths, splits: list[str]) -> set[str]:
+        """The splits some upstream prompt falls in; reading stops once every split is seen."""
+        present: set[str] = set()
+        for _, _, batch in self._upstream(names, paths):
+            present.update(split_of(p if isinstance(p, str) else "", self.config.test_size) for p in _prompts(batch))
+            if present >= set(splits):
+                break
+        return present
+
+    def _splits_with_rows(self, splits: list[str], present: set[str]) -> list[str]:
+        """The splits that hold rows; datasets has no empty splits, so the others are left out."""
+        if not present:
+            left_out = sum(((r.bad + r.dropped) for r in self.drop_reports.values()), Counter())
+            reasons = "; ".join(f"{reason}: {count}" for reason, count in left_out.most_common())
+            raise UpstreamError(f"no pairs left to build from ({reasons or 'no pairs read'})")
+        for split in splits:
+            if split not in present:
+                logger.warning(f"Split {split!r} has no rows (test_size={self.config.test_size}): it is left out")
+        return [split for split in splits if split in present]
 
     def _source_names(self, dl_manager) -> list[str]:
         if self.config.data_files:
@@ -1097,28 +1145,32 @@ class UltraFeedbackKTO(datasets.ArrowBasedBuilder):
                 yield name, row, batch
                 row += len(batch)
 
-    def _left_out(self, report: DropReport, converted: ConvertedBatch, name: str, first_row: int,
-                  file_first_row: int, rows=None) -> None:  # fmt: skip
+    def _left_out(self, reports: dict[str, DropReport], pair_splits: list[str], converted: ConvertedBatch,
+                  name: str, row_in_file: int) -> None:  # fmt: skip
+        """Count the pairs left out of a batch in their split's report, in upstream order.
+
+        Splits missing from ``reports`` are another generator's to count; with
+        ``on_bad_rows="error"`` every split's bad pairs stop the build, so the first bad pair
+        of the upstream is the one named, whichever split it belongs to.
+        """
         for row, kind, reason in converted.left_out:
-            if rows is not None and row not in rows:
-                continue
-            place = first_row - file_first_row + row
-            if kind == "bad":
+            place = row_in_file + row
+            report = reports.get(pair_splits[row])
+            if kind == "bad" and (report is not None or self.config.on_bad_rows == "error"):
                 _handle_bad_pair(self.config.on_bad_rows, report, reason, name, place)
-            else:
+            elif report is not None:
                 report.add(report.dropped, reason, name, place)
 
-    def _partition(self, names, paths, num_buckets: int, splits: list[str]) -> tuple[str, dict[str, list]]:
+    def _partition(self, names, paths, num_buckets: dict[str, int], splits: list[str]) -> tuple[str, dict[str, list]]:
         """Convert every pair and file its examples by (split, bucket).
 
         Returns the spill file and, per split, ``(bucket, positions file)`` in bucket order.
         """
         config = self.config
         reports = {split: DropReport(split=split) for split in splits}
-        if self._buckets_folder is not None:
-            self._buckets_folder.cleanup()
-        self._buckets_folder = tempfile.TemporaryDirectory(prefix="ufkto-shuffle-", dir=config.shuffle_dir)
-        spill = _Spill(FEATURES[config.format].arrow_schema, self._buckets_folder.name)
+        folder = tempfile.TemporaryDirectory(prefix="ufkto-shuffle-", dir=config.shuffle_dir)
+        self._spill_folders.append(folder)
+        spill = _Spill(FEATURES[config.format].arrow_schema, folder.name)
         file_starts = {}
         for name, first_row, batch in self._upstream(names, paths):
             file_starts.setdefault(name, first_row)
@@ -1126,11 +1178,10 @@ class UltraFeedbackKTO(datasets.ArrowBasedBuilder):
             pair_splits = ["test" if _unit_interval(d) < config.test_size else "train" for d in digests]
             converted = convert_batch(batch, **self._options, prompt_ids=[d.hex() for d in digests])
             for split in splits:
-                rows = {i for i, s in enumerate(pair_splits) if s == split}
-                reports[split].pairs_seen += len(rows)
-                self._left_out(reports[split], converted, name, first_row, file_starts[name], rows)
+                reports[split].pairs_seen += pair_splits.count(split)
+            self._left_out(reports, pair_splits, converted, name, first_row - file_starts[name])
             codes = [
-                _bucket(d, config.seed, num_buckets) * 2 + (s == "test")
+                _bucket(d, config.seed, num_buckets[s]) * 2 + (s == "test")
                 for d, s in zip(digests, pair_splits, strict=True)
             ]
             examples = converted.examples
@@ -1148,9 +1199,11 @@ class UltraFeedbackKTO(datasets.ArrowBasedBuilder):
 
     def _generate_tables(self, split, spill=None, buckets=None, bucket_ids=None, names=None, paths=None,
                          first_rows=None):  # fmt: skip
-        if buckets is None:
-            yield from self._tables_in_upstream_order(split, names, paths, first_rows)
-            return
+        tables = (self._tables_in_upstream_order(split, names, paths, first_rows) if buckets is None
+                  else self._tables_of_buckets(split, spill, buckets, bucket_ids))  # fmt: skip
+        yield from tables
+
+    def _tables_of_buckets(self, split, spill, buckets, bucket_ids):
         for bucket, positions_file in zip(bucket_ids, buckets, strict=True):
             examples = _load_bucket(spill, _read_positions(positions_file))
             rng = random.Random(f"{self.config.seed}/{split}/{bucket}")
@@ -1163,14 +1216,14 @@ class UltraFeedbackKTO(datasets.ArrowBasedBuilder):
         report = DropReport(split=split)
         file_starts = dict(zip(names, first_rows, strict=True))
         for batch_index, (name, first_row, batch) in enumerate(self._upstream(names, paths, first_rows)):
-            prompts = _prompts(batch)
-            rows = {i for i, prompt in enumerate(prompts) if split_of(prompt if isinstance(prompt, str) else "",
-                                                                      self.config.test_size) == split}  # fmt: skip
+            pair_splits = [split_of(prompt if isinstance(prompt, str) else "", self.config.test_size)
+                           for prompt in _prompts(batch)]  # fmt: skip
+            rows = [i for i, pair_split in enumerate(pair_splits) if pair_split == split]
             report.pairs_seen += len(rows)
             converted = convert_batch(batch, **self._options)
-            self._left_out(report, converted, name, first_row, file_starts[name], rows)
+            self._left_out({split: report}, pair_splits, converted, name, first_row - file_starts[name])
             examples = converted.in_pair_order()
-            keep = pc.is_in(examples.column("_row"), pa.array(sorted(rows), pa.int64()))
+            keep = pc.is_in(examples.column("_row"), pa.array(rows, pa.int64()))
             yield _key(names.index(name), batch_index), examples.filter(keep).drop_columns(["_row"])
         _log_report(report, self.config.on_bad_rows)
         self.drop_reports.setdefault(split, DropReport(split=split)).merge(report)
@@ -1187,13 +1240,14 @@ class UltraFeedbackKTO(datasets.ArrowBasedBuilder):
                 yield f"{key}/{index}", row
 
     def _download_and_prepare(self, dl_manager, verification_mode, **prepare_splits_kwargs):
+        before = len(self._spill_folders)
         try:
             super()._download_and_prepare(dl_manager, verification_mode, **prepare_splits_kwargs)
         finally:
-            # The buckets are only needed while the splits are written.
-            if self._buckets_folder is not None:
-                self._buckets_folder.cleanup()
-                self._buckets_folder = None
+            # This build's spill is only needed while its splits are written.
+            for folder in self._spill_folders[before:]:
+                folder.cleanup()
+            del self._spill_folders[before:]
 
 
 _TABLE_ROWS = 512  # rows per table handed to datasets: its shards can only end between tables

@@ -53,16 +53,21 @@ class Run:
 
 def run_once(name: str, upstream: Path) -> Run:
     with tempfile.TemporaryDirectory(prefix=f"ufkto-bench-{name}-") as work:
-        started = time.perf_counter()
-        child = subprocess.Popen(
-            [sys.executable, str(PROJECT / "bench" / "contenders.py"), name, str(upstream), work],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=PROJECT,
-        )  # fmt: skip
-        # wait4 gives this child's own rusage: its CPU time and peak RSS, nobody else's.
-        _, status, usage = os.wait4(child.pid, 0)
-        wall = time.perf_counter() - started
-        out, err = child.stdout.read(), child.stderr.read()
-        if os.waitstatus_to_exitcode(status) != 0:
+        # Output goes to files, not pipes: a pipe nobody reads until the end could fill up
+        # (progress bars) and stall the child.
+        out_path, err_path = Path(work) / "stdout", Path(work) / "stderr"
+        with out_path.open("w") as out_file, err_path.open("w") as err_file:
+            started = time.perf_counter()
+            child = subprocess.Popen(
+                [sys.executable, str(PROJECT / "bench" / "contenders.py"), name, str(upstream), work],
+                stdout=out_file, stderr=err_file, cwd=PROJECT,
+            )  # fmt: skip
+            # wait4 gives this child's own rusage: its CPU time and peak RSS, nobody else's.
+            _, status, usage = os.wait4(child.pid, 0)
+            wall = time.perf_counter() - started
+            child.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
+        out, err = out_path.read_text(), err_path.read_text()
+        if child.returncode != 0:
             raise SystemExit(f"contender {name} failed:\n{err[-3000:]}")
         return Run(wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, json.loads(out.splitlines()[-1]))
 

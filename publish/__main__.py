@@ -15,9 +15,9 @@ from publish.errors import PublishError
 
 
 def _builder_options(parser: argparse.ArgumentParser) -> None:
+    # No --order: a published folder keeps the shuffled order TRL's KTO trainer needs.
     group = parser.add_argument_group("builder options (see UltraFeedbackKTOConfig)")
     group.add_argument("--test-size", type=float, help="fraction of prompts in test (default 0.05; 0: train only)")
-    group.add_argument("--order", choices=["shuffled", "upstream"], help="row order (default shuffled)")
     group.add_argument("--seed", type=int, help="shuffle seed (default 42)")
     group.add_argument("--label-rule", choices=["pairwise", "absolute"], help="how labels are set (default pairwise)")
     group.add_argument("--desirable-threshold", type=float, help="lowest desirable rating with --label-rule absolute")

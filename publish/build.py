@@ -18,6 +18,7 @@ import shutil
 import sys
 import tempfile
 import time
+import urllib.parse
 from pathlib import Path
 
 import datasets
@@ -48,7 +49,7 @@ SHARD_SIZE = "128MB"
 MARKER = ".ufkto-build.json"
 #: Option names of the command line that are builder options.
 BUILDER_OPTIONS = (
-    "test_size", "order", "seed", "label_rule", "desirable_threshold", "min_rating_margin", "max_pairs",
+    "test_size", "seed", "label_rule", "desirable_threshold", "min_rating_margin", "max_pairs",
     "on_bad_rows", "upstream_revision",
 )  # fmt: skip
 
@@ -96,11 +97,33 @@ class BuildArguments:
         )
 
 
+def public_name(source: str) -> str:
+    """How the card names a source: a URL without credentials, query or fragment (a signed
+    URL's signature, a token), a local file by its name alone (not the machine's folders)."""
+    if "://" in source:
+        parts = urllib.parse.urlsplit(source)
+        host = (parts.hostname or "") + (f":{parts.port}" if parts.port else "")
+        return urllib.parse.urlunsplit((parts.scheme, host, parts.path, "", ""))
+    return Path(source).name
+
+
 def _without_out(command: str) -> str:
-    """The command as the card records it: where the folder was written is not part of the data."""
-    words = shlex.split(command)
-    kept = [w for i, w in enumerate(words) if w != "--out" and not (i and words[i - 1] == "--out")]
-    return shlex.join(word for word in kept if not word.startswith("--out="))
+    """The command as the card records it: without ``--out`` (where the folder was written is
+    not part of the data), and with sources named as `public_name` names them."""
+    kept, option = [], None
+    for word in shlex.split(command):
+        if word.startswith("--"):
+            option, _, value = word.partition("=")
+            if option == "--out":
+                continue
+            kept.append(f"--source={public_name(value)}" if option == "--source" and value else word)
+            if value:
+                option = None
+        elif option == "--out":
+            option = None  # --out takes one value
+        else:
+            kept.append(public_name(word) if option == "--source" else word)
+    return shlex.join(kept)
 
 
 def say(message: str) -> None:
@@ -181,7 +204,11 @@ def _resolve_source(args: BuildArguments) -> tuple[list[str] | None, dict, Prove
         files, provenance = (
             list(args.sources),
             Provenance(
-                source="files", upstream_commit=None, source_files=list(args.sources), options=options, **common
+                source="files",
+                upstream_commit=None,
+                source_files=[public_name(source) for source in args.sources],
+                options=options,
+                **common,
             ),
         )
     else:
@@ -227,9 +254,9 @@ def _write_configs(configs: list[str], data_files, options: dict, partial: Path,
         try:
             builder = UltraFeedbackKTO(config_name=built_config, data_files=data_files, cache_dir=cache_dir, **options)
             builder.download_and_prepare(max_shard_size=shard_size)
+            dataset = builder.as_dataset()
         except Exception as error:
             raise _builder_failure(error) from None
-        dataset = builder.as_dataset()
         stats = [split_stats(name, dataset[name].data.table, builder.drop_reports.get(name)) for name in dataset]
         files = {split: [f["filename"] for f in split_dataset.cache_files] for split, split_dataset in dataset.items()}
         del dataset

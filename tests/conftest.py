@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-# No test may reach a hub: every load here is from local files.
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+# No test may reach a hub: every load here is from local files, whatever the environment
+# says (tests that talk to the local Hub server give their subprocesses their own settings).
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["HF_DATASETS_OFFLINE"] = "1"
 
 import datasets  # noqa: E402
 

@@ -184,3 +184,37 @@ def test_builder_keeps_a_report_of_left_out_pairs(tmp_path, pairs):
     assert report.bad["empty or missing completion"] == 2
     assert report.dropped["rating margin below min_rating_margin"] > 0
     assert builder.as_dataset()["train"].num_rows == 2 * (200 - len(bad) - sum(report.dropped.values()))
+
+
+@pytest.mark.parametrize("order", ["shuffled", "upstream"])
+def test_error_names_the_first_bad_pair_whichever_split_it_is_in(tmp_path, pairs, order):
+    from ultrafeedback_kto import split_of
+
+    rows = pairs.to_pylist()
+    test_row = next(i for i, row in enumerate(rows) if split_of(row["prompt"], 0.2) == "test")
+    train_row = next(i for i, row in enumerate(rows) if i > test_row and split_of(row["prompt"], 0.2) == "train")
+    rows[test_row]["chosen"][-1]["content"] = ""
+    rows[train_row]["prompt"] = ""
+    path = tmp_path / "bad.jsonl"
+    write_as(pa.Table.from_pylist(rows), path)
+    message = failed_build(tmp_path, path, test_size=0.2, on_bad_rows="error", order=order)
+    assert message.startswith(f"{path}: row {test_row}: empty or missing completion")
+
+
+def test_wrong_typed_json_values_are_bad_pairs(tmp_path, pairs, caplog):
+    lines = [json.dumps(row) for row in pairs.to_pylist()]
+    rows = [json.loads(line) for line in lines]
+    rows[5]["chosen-rating"] = "high"
+    rows[6]["source"] = 7
+    rows[9]["rejected-rating"] = True
+    lines = ["{not json"] + [json.dumps(row) for row in rows[1:]]  # a malformed first line too
+    path = tmp_path / "typed.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    with caplog.at_level(logging.WARNING):
+        built = build(tmp_path / "cache", path, test_size=0)
+    assert built["train"].num_rows == 2 * (200 - 4)
+    report = caplog.text
+    assert "not a JSON object: 1 pair(s)" in report
+    assert "malformed value (a rating that is not a number, or a source or model that is not text): 3 pair(s)" in report
+    for row in (5, 6, 9):
+        assert f"{path} row {row}" in report

@@ -165,3 +165,29 @@ def test_max_shard_size_splits_a_split_into_numbered_shards(tmp_path):
     assert main(["verify", str(out)]) == 0
     rows = sum(pq.read_metadata(p).num_rows for p in (out / "data").glob("train-*.parquet"))
     assert rows == build(tmp_path / "direct", SAMPLE)["train"].num_rows
+
+
+def test_card_names_sources_without_folders_or_credentials(tmp_path):
+    from publish.build import _without_out, public_name
+
+    source = tmp_path / "private" / "upstream.parquet"
+    source.parent.mkdir()
+    source.write_bytes(SAMPLE.read_bytes())
+    out = tmp_path / "ufkto"
+    assert main(["build", "--source", str(source), "--out", str(out), "--configs", "default"]) == 0
+    card = (out / "README.md").read_text() + (out / ".ufkto-build.json").read_text()
+    assert "upstream.parquet" in card and str(source.parent) not in card and str(out) not in card
+    signed = "https://user:hf_secret@files.example.com:8443/up/x.parquet?X-Amz-Signature=abc#part"
+    assert public_name(signed) == "https://files.example.com:8443/up/x.parquet"
+    recorded = _without_out(f"python -m publish build --source {source} '{signed}' --out {out} --seed 3")
+    assert (
+        recorded
+        == "python -m publish build --source upstream.parquet https://files.example.com:8443/up/x.parquet --seed 3"
+    )
+
+
+def test_build_where_every_pair_is_left_out_fails_in_one_line(tmp_path):
+    done = run_cli("build", "--sample", "--min-rating-margin", "9", "--out", str(tmp_path / "out"))
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines()[-1].startswith("error: no pairs left to build from (rating margin below")
+    assert "Traceback" not in done.stderr and not (tmp_path / "out").exists()

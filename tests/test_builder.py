@@ -9,7 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from publish.sample import generate_table, write_upstream
-from tests.conftest import build, stream
+from tests.conftest import build, make_builder, stream
 from tests.trl_reference import trl_examples
 from ultrafeedback_kto import order_problems, prompt_id, render_prompt, split_of
 
@@ -161,3 +161,60 @@ def test_shuffle_buckets_wait_in_shuffle_dir_and_are_removed(tmp_path, upstream_
     assert list(scratch.iterdir()) == []
     with pytest.raises(ValueError, match="missing-scratch'. no such folder"):
         build(tmp_path / "cache2", upstream_2k, shuffle_dir=str(tmp_path / "missing-scratch"))
+
+
+def test_absolute_labels_with_small_buckets_keep_order_properties(tmp_path, upstream_10k):
+    built = build(tmp_path, upstream_10k, label_rule="absolute", desirable_threshold=4.5, shuffle_bucket_pairs=500)
+    for dataset in built.values():
+        labels = dataset["label"]
+        assert order_problems(dataset["prompt_id"], labels, window=8) == []
+        share = sum(labels) / len(labels)
+        assert 1 / 7 < share < 1 / 2  # unbalanced, yet within what the order guarantees hold for
+
+
+def test_small_test_split_is_arranged_too(tmp_path, upstream_10k):
+    built = build(tmp_path, upstream_10k, shuffle_bucket_pairs=100)
+    assert order_problems(built["test"]["prompt_id"], built["test"]["label"]) == []
+
+
+def test_a_split_without_rows_is_left_out_with_a_warning(tmp_path, caplog):
+    path = write_upstream(tmp_path / "tiny.parquet", 40, seed=1)
+    prompts = generate_table(40, seed=1).column("prompt").to_pylist()
+    assert not any(split_of(p, 0.001) == "test" for p in prompts)
+    for order in ("shuffled", "upstream"):
+        built = build(tmp_path / order, path, test_size=0.001, order=order)
+        assert list(built) == ["train"] and built["train"].num_rows == 80
+        assert list(make_builder(tmp_path / f"s-{order}", path, test_size=0.001, order=order)
+                    .as_streaming_dataset()) == ["train"]  # fmt: skip
+    assert "Split 'test' has no rows" in caplog.text
+
+
+def test_no_pair_left_stops_with_the_reasons(tmp_path):
+    path = write_upstream(tmp_path / "tiny.parquet", 40, seed=1)
+    with pytest.raises(Exception, match=r"no pairs left to build from \(rating margin below min_rating_margin: \d+"):
+        build(tmp_path / "cache", path, min_rating_margin=9)
+
+
+def test_two_streams_from_one_builder(tmp_path, upstream_2k):
+    builder = make_builder(tmp_path, upstream_2k)
+    train = builder.as_streaming_dataset(split="train")
+    test = builder.as_streaming_dataset(split="test")
+    assert len(list(test)) > 0
+    assert len(list(train)) > len(list(test))
+    builder.download_and_prepare()  # and a build after streaming
+    assert builder.as_dataset()["train"].to_list() == list(train)
+
+
+@pytest.mark.parametrize(("config_name", "order"), [("conversational", "shuffled"), ("default", "upstream")])
+def test_streaming_equals_prepared_for_other_configs(tmp_path, upstream_2k, config_name, order):
+    built = build(tmp_path / "a", upstream_2k, config_name, order=order, max_pairs=700)
+    for split in built:
+        streamed = stream(tmp_path / "b", upstream_2k, split, config_name, order=order, max_pairs=700)
+        assert streamed == built[split].to_list()
+
+
+def test_max_pairs_across_files_in_shuffled_order(tmp_path):
+    files = [write_upstream(tmp_path / f"part-{i}.parquet", 300, seed=20 + i) for i in range(2)]
+    built = build(tmp_path / "cache", [str(f) for f in files], max_pairs=450, test_size=0)["train"]
+    first = upstream_prompt_ids(generate_table(300, seed=20)) + upstream_prompt_ids(generate_table(150, seed=21))
+    assert sorted(built["prompt_id"]) == sorted(first + first)

@@ -71,3 +71,23 @@ def test_order_problems_reports_neighbours_and_long_runs():
     assert len(problems) == 1 and "run of 8 rows with label=True" in problems[0]
     # Fewer than a quarter of one label: long runs cannot be avoided, so none is reported.
     assert order_problems([str(i) for i in range(20)], [True] * 17 + [False] * 3) == []
+
+
+@pytest.mark.parametrize("true_count", [226, 150, 120, 340, 453])
+def test_unbalanced_labels_keep_runs_within_the_cap(true_count):
+    # e.g. 226 desirable against 680: the first two rows differ, so the majority must fit
+    # minority gaps of ceil(680 / 226) = 4 rows.
+    false_count = 906 - true_count
+    labels = [True] * true_count + [False] * false_count
+    cap = max(3, -(-max(true_count, false_count) // min(true_count, false_count)))
+    for seed in range(20):
+        order = arrange([str(i) for i in range(906)], labels, random.Random(seed))
+        arranged = [labels[i] for i in order]
+        assert longest_run(arranged) <= cap, (seed, longest_run(arranged), cap)
+        assert arranged[0] != arranged[1]
+
+
+def test_runs_stay_under_8_when_each_label_is_a_seventh():
+    prompt_ids, labels = pairs_with_repeats(5_000, 0.05, 1 / 7 + 0.01, random.Random(4))
+    order = arrange(prompt_ids, labels, random.Random(5))
+    assert longest_run([labels[i] for i in order]) <= 7
