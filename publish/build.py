@@ -257,15 +257,24 @@ def _write_configs(configs: list[str], data_files, options: dict, partial: Path,
             dataset = builder.as_dataset()
         except Exception as error:
             raise _builder_failure(error) from None
-        stats = [split_stats(name, dataset[name].data.table, builder.drop_reports.get(name)) for name in dataset]
         files = {split: [f["filename"] for f in split_dataset.cache_files] for split, split_dataset in dataset.items()}
         del dataset
+        stats = [split_stats(split, _stat_columns(files[split]), builder.drop_reports.get(split)) for split in files]
         say(f"writing config {built_config!r}")
         infos[built_config] = _write_shards(files, partial / DATA_DIRS[built_config], builder.info)
         if built_config != "default" and "default" in configs:
             say("making config 'default' from the same rows and writing it")
             infos["default"] = _write_shards(files, partial / DATA_DIRS["default"], builder.info, standard=True)
     return {name: infos[name] for name in configs}, stats
+
+
+def _stat_columns(cache_files: list[str]):
+    """The columns the statistics read, one cache file at a time: datasets memory-maps its
+    files and every page read stays in memory until the file is let go."""
+    for cache_file in cache_files:
+        shard = datasets.Dataset.from_file(cache_file)
+        yield shard.data.table.select(["label", "source", "model", "average_rating"])
+        del shard
 
 
 def _builder_failure(error: Exception) -> PublishError:

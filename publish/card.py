@@ -170,14 +170,13 @@ def _statistics(stats: list[SplitStats]) -> str:
     parts = [
         "## Statistics\n",
         _table(
-            ["split", "rows", "desirable", "undesirable", "prompts", "upstream pairs read", "pairs left out"],
+            ["split", "rows", "desirable", "undesirable", "upstream pairs read", "pairs left out"],
             [
                 [
                     s.name,
                     _n(s.rows),
                     _n(s.desirable),
                     _n(s.undesirable),
-                    _n(s.prompts),
                     "" if s.pairs_read is None else _n(s.pairs_read),
                     _n(sum(s.bad_pairs.values()) + sum(s.dropped_pairs.values())),
                 ]

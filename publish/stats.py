@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Iterable
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -38,7 +39,6 @@ class SplitStats:
     rows: int
     desirable: int
     undesirable: int
-    prompts: int
     by_source: list[LabelCounts]
     by_model: list[LabelCounts]
     by_rating: list[LabelCounts]
@@ -47,21 +47,23 @@ class SplitStats:
     dropped_pairs: dict[str, int] = dataclasses.field(default_factory=dict)
 
 
-def _by(table: pa.Table, column: pa.Array, name_of) -> list[LabelCounts]:
-    """Label counts per value of ``column``, largest group first, ties by name."""
+def _count(counts: dict, table: pa.Table, column, name_of) -> None:
+    """Add a table's label counts per value of ``column`` to ``counts``."""
     grouped = (
         pa.table({"key": column, "label": table.column("label")})
         .group_by(["key", "label"])
         .aggregate([([], "count_all")])
         .to_pylist()
     )
-    counts: dict = {}
     for row in grouped:
         group = counts.setdefault(row["key"], LabelCounts(name_of(row["key"]), 0, 0))
         if row["label"]:
             group.desirable += row["count_all"]
         else:
             group.undesirable += row["count_all"]
+
+
+def _largest_first(counts: dict) -> list[LabelCounts]:
     return sorted(counts.values(), key=lambda group: (-group.rows, group.name))
 
 
@@ -76,22 +78,29 @@ def _band(rating: float | None) -> str:
     return f"{rating} (outside 1 to 5)"
 
 
-def split_stats(name: str, table: pa.Table, report: DropReport | None = None) -> SplitStats:
-    labels = table.column("label")
-    desirable = pc.sum(labels.cast(pa.int64())).as_py() or 0
+def split_stats(name: str, tables: pa.Table | Iterable[pa.Table], report: DropReport | None = None) -> SplitStats:
+    """Statistics of a split given as one table or as pieces (counted one at a time)."""
+    rows = desirable = 0
+    sources: dict = {}
+    models: dict = {}
+    ratings: dict = {}
+    for table in [tables] if isinstance(tables, pa.Table) else tables:
+        rows += table.num_rows
+        desirable += pc.sum(table.column("label").cast(pa.int64())).as_py() or 0
+        _count(sources, table, table.column("source"), lambda v: "(none)" if v is None else v)
+        _count(models, table, table.column("model"), lambda v: "(none)" if v is None else v)
+        bands = pa.array([_band(r) for r in table.column("average_rating").to_pylist()], pa.string())
+        _count(ratings, table, bands, str)
     band_order = [_band(low) for low, _ in RATING_BANDS] + ["missing"]
-    bands = pa.array([_band(r) for r in table.column("average_rating").to_pylist()], pa.string())
-    by_rating = {group.name: group for group in _by(table, bands, str)}
     stats = SplitStats(
         name=name,
-        rows=table.num_rows,
+        rows=rows,
         desirable=desirable,
-        undesirable=table.num_rows - desirable,
-        prompts=pc.count_distinct(table.column("prompt_id")).as_py(),
-        by_source=_by(table, table.column("source"), lambda v: "(none)" if v is None else v),
-        by_model=_by(table, table.column("model"), lambda v: "(none)" if v is None else v),
-        by_rating=[by_rating.get(band, LabelCounts(band, 0, 0)) for band in band_order]
-        + [group for band, group in by_rating.items() if band not in band_order],
+        undesirable=rows - desirable,
+        by_source=_largest_first(sources),
+        by_model=_largest_first(models),
+        by_rating=[ratings.get(band, LabelCounts(band, 0, 0)) for band in band_order]
+        + [group for band, group in ratings.items() if band not in band_order],
     )
     if report is not None:
         stats.pairs_read = report.pairs_seen

@@ -110,3 +110,13 @@ def test_reproduce_section_names_source_options_and_command(tmp_path):
     assert "generated sample upstream" in body and "not real data" in body
     assert '"seed": 9' in body and '"test_size": 0.05' in body
     assert "`python -m publish build --sample --seed 9 --configs default`" in body
+
+
+def test_statistics_of_a_split_in_pieces_equal_those_of_the_whole(tmp_path):
+    from publish.stats import split_stats
+    from tests.conftest import build
+
+    built = build(tmp_path, SAMPLE)["train"].data.table
+    whole = split_stats("train", built)
+    pieces = split_stats("train", [built.slice(0, 100), built.slice(100, 300), built.slice(400)])
+    assert whole == pieces and whole.rows == built.num_rows
