@@ -510,13 +510,10 @@ def split_of(prompt: str, test_size: float) -> str:
     return "test" if _unit_interval(_digest(prompt)) < test_size else "train"
 
 
-def bucket_of(prompt: str, seed: int, num_buckets: int) -> int:
-    """The shuffle bucket of a prompt: all pairs sharing a prompt share a bucket."""
-    return _bucket(_digest(prompt), seed, num_buckets)
-
-
 def _bucket(digest: bytes, seed: int, num_buckets: int) -> int:
-    # A keyed hash of the prompt's digest: the seed reshuffles buckets, the split stays.
+    """The shuffle bucket of a prompt's digest: all pairs sharing a prompt share a bucket.
+
+    A keyed hash of the digest, so the seed reshuffles buckets while the split stays."""
     keyed = hashlib.blake2b(digest, key=str(seed).encode(), digest_size=8).digest()
     return int(_unit_interval(keyed) * num_buckets)
 
