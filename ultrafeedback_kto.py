@@ -22,12 +22,10 @@ split and row order (`split_of`, `arrange`), reading the upstream files, and the
 
 from __future__ import annotations
 
-import bisect
 import dataclasses
 import hashlib
 import json
 import math
-import mmap
 import os
 import queue
 import random
@@ -349,18 +347,26 @@ def convert_batch(
         fast, slow_rows, slow_pairs = None, list(range(len(batch))), batch
     else:
         batch = batch.combine_chunks()
-        fast_mask, texts = _fast_pairs(batch, label_rule, min_rating_margin)
+        fast_mask, found = _fast_pairs(batch, label_rule, min_rating_margin)
         fast_rows = pc.indices_nonzero(fast_mask)
-        slow_rows = sorted(set(range(batch.num_rows)) - set(fast_rows.to_pylist()))
+        slow_rows = pc.indices_nonzero(pc.invert(fast_mask)).to_pylist()
         slow_pairs = batch.take(slow_rows).to_pylist() if slow_rows else []
         fast = None
         if len(fast_rows):
             if prompt_ids is None:
                 prompt_ids = [prompt_id(text) for text in batch.column("prompt").to_pylist()]
-            columns = {"prompt_id": pa.array(prompt_ids, pa.string()), **texts,
-                       **{name: batch.column(name) for name in ("source", "chosen-model", "rejected-model")}}  # fmt: skip
-            if len(fast_rows) < batch.num_rows:
-                columns = {name: pc.filter(column, fast_mask) for name, column in columns.items()}
+            every_row = len(fast_rows) == batch.num_rows
+
+            def of_fast_rows(column):
+                return column if every_row else column.take(fast_rows)
+
+            columns = {name: of_fast_rows(column) for name, column in found.items() if not name.startswith("_")}
+            columns["prompt_id"] = of_fast_rows(pa.array(prompt_ids, pa.string()))
+            for name in ("source", "chosen-model", "rejected-model"):
+                columns[name] = of_fast_rows(batch.column(name))
+            # The completions are copied once, and only those of fast pairs.
+            for name in ("chosen", "rejected"):
+                columns[f"{name}-completion"] = found[f"_{name}-contents"].take(of_fast_rows(found[f"_{name}-last"]))
             fast = _fast_examples(columns, fast_rows, schema, **options)
 
     slow_examples, left_out = [], []
@@ -383,40 +389,43 @@ def convert_batch(
 
 
 def _fast_pairs(batch: pa.Table, label_rule: str, min_rating_margin: float | None) -> tuple[pa.Array, dict]:
-    """Which pairs take the fast path, and their texts and ratings (for every row of the batch).
+    """Which pairs take the fast path, and where their texts and ratings are.
 
     A fast pair is a well-formed two-turn pair that needs no refusal nor drop. Its messages
-    are read from the flattened message lists by offset, without copying the batch; rows
-    that are not two-turn read some valid message instead and are masked out.
+    are checked in the flattened message lists, by offset, without copying any text:
+    ``_{side}-contents`` holds every message's text and ``_{side}-last`` the index in it of
+    each row's assistant message (rows that are not two-turn point at some valid message
+    instead, and are masked out). ``prompt`` and the ratings are per row.
     """
     prompt = batch.column("prompt").combine_chunks()
     checks = [_has_text(prompt)]
-    texts = {"prompt": prompt}
+    found = {"prompt": prompt}
     for name in ("chosen", "rejected"):
         messages = batch.column(name).combine_chunks()
         two_turn = pc.fill_null(pc.equal(pc.list_value_length(messages), 2), False)
         checks.append(two_turn)
         values = messages.values
         if len(values) == 0:
-            return pa.array([False] * batch.num_rows), texts
+            return pa.array([False] * batch.num_rows), found
         # Offsets index the whole values array, which ignores any slice of the batch.
         starts = messages.offsets.slice(0, len(messages))
         first = pc.if_else(two_turn, starts, 0)
         last = pc.if_else(two_turn, pc.add(starts, 1), 0)
         contents, roles = pc.struct_field(values, "content"), pc.struct_field(values, "role")
+        # A null message (not a {content, role} pair) is the slow path's to name.
+        valid = pc.is_valid(values)
         checks += [
             pc.equal(roles.take(first), "user"),
             pc.equal(contents.take(first), prompt),
             pc.equal(roles.take(last), "assistant"),
+            _has_text(contents).take(last),
+            valid.take(first),
+            valid.take(last),
         ]
-        texts[f"{name}-completion"] = contents.take(last)
-        checks.append(_has_text(texts[f"{name}-completion"]))
-        # A null message (not a {content, role} pair) is the slow path's to name.
-        checks.append(pc.is_valid(values.take(first)))
-        checks.append(pc.is_valid(values.take(last)))
+        found[f"_{name}-contents"], found[f"_{name}-last"] = contents, last
     chosen_rating = pc.cast(batch.column("chosen-rating"), pa.float64()).combine_chunks()
     rejected_rating = pc.cast(batch.column("rejected-rating"), pa.float64()).combine_chunks()
-    texts["chosen-rating"], texts["rejected-rating"] = chosen_rating, rejected_rating
+    found["chosen-rating"], found["rejected-rating"] = chosen_rating, rejected_rating
     both_rated = pc.and_(pc.is_valid(chosen_rating), pc.is_valid(rejected_rating))
     # NaN, a rejected rating above the chosen one, and the options' drops: the slow path.
     checks.append(pc.invert(pc.or_(pc.is_nan(chosen_rating), pc.is_nan(rejected_rating))))
@@ -428,13 +437,15 @@ def _fast_pairs(batch: pa.Table, label_rule: str, min_rating_margin: float | Non
     fast = pc.fill_null(checks[0], False)
     for check in checks[1:]:
         fast = pc.and_(fast, pc.fill_null(check, False))
-    return fast, texts
+    return fast, found
 
 
 def _fast_examples(columns: dict, rows: pa.Array, schema: pa.Schema, *, format, label_rule,
                    desirable_threshold, min_rating_margin) -> pa.Table:  # fmt: skip
     """The examples of fast pairs, chosen side first, from their columns (see `_fast_pairs`)."""
-    prompt, count = columns["prompt"], len(rows)
+    count = len(rows)
+    # Both sides hold the very same prompt arrays, which the shuffle then copies only once.
+    prompt_value = _one_message_lists(columns["prompt"], "user") if format == "conversational" else columns["prompt"]
     sides = []
     for side, name in enumerate(("chosen", "rejected")):
         completion, rating = columns[f"{name}-completion"], columns[f"{name}-rating"]
@@ -443,10 +454,7 @@ def _fast_examples(columns: dict, rows: pa.Array, schema: pa.Schema, *, format, 
         else:
             label = pa.array([side == 0] * count, pa.bool_())
         if format == "conversational":
-            prompt_value = _one_message_lists(prompt, "user")
             completion = _one_message_lists(completion, "assistant")
-        else:
-            prompt_value = prompt
         values = [prompt_value, completion, label, columns["prompt_id"], columns["source"], columns[f"{name}-model"],
                   rating, rows, pa.array([side] * count, pa.int8())]  # fmt: skip
         sides.append(
@@ -510,12 +518,29 @@ def split_of(prompt: str, test_size: float) -> str:
     return "test" if _unit_interval(_digest(prompt)) < test_size else "train"
 
 
-def _bucket(digest: bytes, seed: int, num_buckets: int) -> int:
-    """The shuffle bucket of a prompt's digest: all pairs sharing a prompt share a bucket.
+def _shuffle_keys(
+    prompts: Sequence, test_size: float, seed: int, num_buckets: dict[str, int]
+) -> tuple[list, list, list]:
+    """For each upstream prompt: its prompt id, its split, and its shuffle code.
 
-    A keyed hash of the digest, so the seed reshuffles buckets while the split stays."""
-    keyed = hashlib.blake2b(digest, key=str(seed).encode(), digest_size=8).digest()
-    return int(_unit_interval(keyed) * num_buckets)
+    The prompt id is the hex sha256 of the prompt, and the split is `split_of` from the
+    same digest. The code is ``bucket * 2 + (split == "test")``, the bucket being a keyed
+    mix of other bits of the digest: all pairs sharing a prompt share a bucket, and the
+    seed reshuffles buckets while the split stays. One loop, as it runs once per pair.
+    """
+    sha256, from_bytes = hashlib.sha256, int.from_bytes
+    key = from_bytes(hashlib.sha256(str(seed).encode()).digest()[:8], "big")
+    train_buckets, test_buckets = num_buckets["train"], num_buckets["test"]
+    prompt_ids, splits, codes = [], [], []
+    for prompt in prompts:
+        digest = sha256(prompt.encode("utf-8") if isinstance(prompt, str) else b"").digest()
+        test = from_bytes(digest[:8], "big") / 2**64 < test_size
+        # Multiplying by an odd constant mixes the keyed bits into the high ones, which pick the bucket.
+        mixed = ((from_bytes(digest[8:16], "big") ^ key) * 0x9E3779B97F4A7C15) & 0xFFFFFFFFFFFFFFFF
+        prompt_ids.append(digest.hex())
+        splits.append("test" if test else "train")
+        codes.append(((mixed * (test_buckets if test else train_buckets)) >> 64) * 2 + test)
+    return prompt_ids, splits, codes
 
 
 #: The shortest label run cap used when arranging; longer only when the labels are so
@@ -566,27 +591,35 @@ def _label_sequence(true_left: int, false_left: int, cap: int, rng: random.Rando
     """
     random_ = rng.random
     sequence: list[bool] = []
+    append = sequence.append
     run_label, run_length = None, 0
     while true_left and false_left:
-        allowed, within_cap = [], []
-        for label, left, other in ((True, true_left, false_left), (False, false_left, true_left)):
-            if label is run_label and (run_length >= cap or len(sequence) == 1):
-                continue
-            within_cap.append(label)
-            run = run_length + 1 if label is run_label else 1
-            if -(-other // cap) - 1 <= left - 1 <= (cap - run) + cap * other:
-                allowed.append(label)
-        if not allowed:
+        if run_label is None or (run_length < cap and len(sequence) != 1):
+            true_within = false_within = True
+        else:
+            true_within, false_within = run_label is False, run_label is True
+        true_run = run_length + 1 if run_label is True else 1
+        false_run = run_length + 1 if run_label is False else 1
+        true_ok = true_within and -(-false_left // cap) <= true_left <= 1 + (cap - true_run) + cap * false_left
+        false_ok = false_within and -(-true_left // cap) <= false_left <= 1 + (cap - false_run) + cap * true_left
+        if true_ok and false_ok:
+            label = random_() * (true_left + false_left) < true_left
+        elif true_ok or false_ok:
+            label = true_ok
+        elif true_within != false_within:
             # Nothing keeps the rest arrangeable: spend the label with more rows left.
-            allowed = [max(within_cap or (True, False), key=lambda lab: true_left if lab else false_left)]
-        label = allowed[0] if len(allowed) == 1 else random_() * (true_left + false_left) < true_left
-        sequence.append(label)
+            label = true_within
+        else:
+            label = true_left >= false_left
+        append(label)
         if label:
             true_left -= 1
         else:
             false_left -= 1
-        run_length = run_length + 1 if label is run_label else 1
-        run_label = label
+        if label is run_label:
+            run_length += 1
+        else:
+            run_label, run_length = label, 1
     return sequence + [True] * true_left + [False] * false_left
 
 
@@ -764,7 +797,7 @@ def read_batches(name: str, path: str) -> Iterator[pa.Table | list[dict | None]]
                 # Without pre-buffering, through a small buffer: the reader then holds pages,
                 # not whole row groups (which may be hundreds of MB), and is faster too.
                 parquet = pq.ParquetFile(f, pre_buffer=False, buffer_size=1 << 20)
-                for batch in parquet.iter_batches(batch_size=_BATCH_ROWS, columns=columns):
+                for batch in parquet.iter_batches(batch_size=_BATCH_ROWS, columns=columns, use_threads=False):
                     yield pa.Table.from_batches([batch])
                 return
             rows: list = []
@@ -945,17 +978,23 @@ class UltraFeedbackKTOConfig(datasets.BuilderConfig):
             stop at the first one, naming the file, row and reason. Problems with a file as a
             whole (missing, empty, unreadable, missing columns, wrong types) always stop the
             build before any row is written.
-        shuffle_bucket_pairs (`int`, defaults to ``16384``):
-            Bounds the memory of ``order="shuffled"``. Every pair is converted once and its
-            examples appended to a file on disk; pairs are hashed into
-            ``ceil(pairs / shuffle_bucket_pairs)`` buckets, and one bucket at a time is read
-            back, arranged and written out. Memory holds one bucket (about 80 MB at
-            UltraFeedback's text lengths), one ~60 MB write buffer and 8 bytes per example for
-            the buckets' positions (10 MB at 10x the real upstream), however large the
-            upstream grows; bench/README.md measures it. ``shuffle_bucket_pairs=4096``.
+        shuffle_bucket_pairs (`int`, defaults to ``8192``):
+            The unit of ``order="shuffled"``: pairs are hashed by prompt into
+            ``ceil(pairs / shuffle_bucket_pairs)`` buckets per split, and one bucket at a time
+            is arranged and written out (about 40 MB at UltraFeedback's text lengths). Each
+            bucket is a random draw from the whole upstream. ``shuffle_bucket_pairs=4096``.
+        shuffle_memory (`int`, defaults to ``320 * 2**20``):
+            Bytes of converted examples the shuffle holds in memory while it reads the
+            upstream. Beyond it, the oldest go to a file in ``shuffle_dir`` until three
+            quarters of it are held, so memory holds at most this plus one bucket being
+            arranged, however large the upstream grows. The default holds the whole real
+            upstream (about 235 MB of examples), which then never touches the disk;
+            bench/README.md measures both cases. ``shuffle_memory=0`` keeps every example on
+            disk; so do builds with ``num_proc`` above 1, whose workers read their buckets
+            from there. ``shuffle_memory=2**30``.
         shuffle_dir (`str`, *optional*):
-            Where the examples wait during the shuffle (about the size of the dataset as
-            Arrow); defaults to the system temporary folder. ``shuffle_dir="/scratch"``.
+            Where examples beyond ``shuffle_memory`` wait during the shuffle; defaults to the
+            system temporary folder. ``shuffle_dir="/scratch"``.
 
     With ``order="shuffled"`` every pair must be read before the first row can be placed, so
     ``as_streaming_dataset`` reads the whole upstream once before it returns (about a second
@@ -979,7 +1018,8 @@ class UltraFeedbackKTOConfig(datasets.BuilderConfig):
     min_rating_margin: float | None = None
     max_pairs: int | None = None
     on_bad_rows: Literal["error", "warn", "skip"] = "warn"
-    shuffle_bucket_pairs: int = 16_384
+    shuffle_bucket_pairs: int = 8_192
+    shuffle_memory: int = 320 * 2**20
     shuffle_dir: str | None = None
 
     def __post_init__(self):
@@ -1003,6 +1043,8 @@ class UltraFeedbackKTOConfig(datasets.BuilderConfig):
             raise ValueError(f"max_pairs={self.max_pairs!r}: expected a positive number of pairs")
         if self.shuffle_bucket_pairs < 1:
             raise ValueError(f"shuffle_bucket_pairs={self.shuffle_bucket_pairs!r}: expected a positive number")
+        if self.shuffle_memory < 0:
+            raise ValueError(f"shuffle_memory={self.shuffle_memory!r}: expected a number of bytes, 0 or more")
         if self.shuffle_dir is not None and not os.path.isdir(self.shuffle_dir):
             raise ValueError(f"shuffle_dir={self.shuffle_dir!r}: no such folder")
         if self.min_rating_margin is not None and self.min_rating_margin < 0:
@@ -1044,6 +1086,7 @@ class UltraFeedbackKTO(datasets.ArrowBasedBuilder):
         # One folder per planning of the splits: a stream keeps reading its own while another
         # is planned; they go when the build ends or with the builder.
         self._spill_folders: list[tempfile.TemporaryDirectory] = []
+        self._num_proc: int | None = None  # of the build under way; streams have none
 
     def _info(self) -> datasets.DatasetInfo:
         return datasets.DatasetInfo(
@@ -1086,16 +1129,15 @@ class UltraFeedbackKTO(datasets.ArrowBasedBuilder):
         num_buckets = {
             split: max(1, math.ceil(pairs * share[split] / self.config.shuffle_bucket_pairs)) for split in share
         }
-        spill, buckets = self._partition(names, paths, num_buckets, splits)
+        buckets = self._partition(names, paths, num_buckets, splits)
         splits = self._splits_with_rows(splits, {split for split in splits if buckets[split]})
         return [
             datasets.SplitGenerator(
                 name=split,
                 gen_kwargs={
                     "split": split,
-                    "spill": spill,
-                    "buckets": [path for _, path in buckets[split]],
-                    "bucket_ids": [bucket for bucket, _ in buckets[split]],
+                    "buckets": [bucket for _, bucket in buckets[split]],
+                    "bucket_ids": [bucket_id for bucket_id, _ in buckets[split]],
                 },
             )  # fmt: skip
             for split in splits
@@ -1158,55 +1200,56 @@ class UltraFeedbackKTO(datasets.ArrowBasedBuilder):
             elif report is not None:
                 report.add(report.dropped, reason, name, place)
 
-    def _partition(self, names, paths, num_buckets: dict[str, int], splits: list[str]) -> tuple[str, dict[str, list]]:
-        """Convert every pair and file its examples by (split, bucket).
+    def _partition(self, names, paths, num_buckets: dict[str, int], splits: list[str]) -> dict[str, list]:
+        """Convert every pair and file its examples by split and bucket.
 
-        Returns the spill file and, per split, ``(bucket, positions file)`` in bucket order.
+        Returns, per split, ``(bucket, _Bucket)`` in bucket order.
         """
         config = self.config
         reports = {split: DropReport(split=split) for split in splits}
-        folder = tempfile.TemporaryDirectory(prefix="ufkto-shuffle-", dir=config.shuffle_dir)
-        self._spill_folders.append(folder)
-        spill = _Spill(FEATURES[config.format].arrow_schema, folder.name)
+        shuffle = _Shuffle(FEATURES[config.format].arrow_schema, self._shuffle_memory(), self._spill_folder)
         file_starts = {}
         for name, first_row, batch in self._upstream(names, paths):
+            prompt_ids, pair_splits, codes = _shuffle_keys(_prompts(batch), config.test_size, config.seed, num_buckets)
             file_starts.setdefault(name, first_row)
-            digests = [_digest(prompt if isinstance(prompt, str) else "") for prompt in _prompts(batch)]
-            pair_splits = ["test" if _unit_interval(d) < config.test_size else "train" for d in digests]
-            converted = convert_batch(batch, **self._options, prompt_ids=[d.hex() for d in digests])
+            converted = convert_batch(batch, **self._options, prompt_ids=prompt_ids)
             for split in splits:
                 reports[split].pairs_seen += pair_splits.count(split)
             self._left_out(reports, pair_splits, converted, name, first_row - file_starts[name])
-            codes = [
-                _bucket(d, config.seed, num_buckets[s]) * 2 + (s == "test")
-                for d, s in zip(digests, pair_splits, strict=True)
-            ]
             examples = converted.examples
-            spill.add(
+            shuffle.add(
                 pc.take(pa.array(codes, pa.int64()), examples.column("_row")), examples.drop_columns(["_row", "_side"])
             )
-        bucket_files = spill.close()
+        buckets = shuffle.close()
         for split, report in reports.items():
             _log_report(report, config.on_bad_rows)
             self.drop_reports[split] = report
-        return spill.path, {
-            split: [(code // 2, path) for code, path in sorted(bucket_files.items()) if code % 2 == (split == "test")]
+        return {
+            split: [(code // 2, bucket) for code, bucket in buckets.items() if code % 2 == (split == "test")]
             for split in splits
         }
 
-    def _generate_tables(self, split, spill=None, buckets=None, bucket_ids=None, names=None, paths=None,
-                         first_rows=None):  # fmt: skip
+    def _shuffle_memory(self) -> int:
+        # Worker processes get their buckets pickled: from disk, not through a pipe.
+        return 0 if (self._num_proc or 1) > 1 else self.config.shuffle_memory
+
+    def _spill_folder(self) -> str:
+        folder = tempfile.TemporaryDirectory(prefix="ufkto-shuffle-", dir=self.config.shuffle_dir)
+        self._spill_folders.append(folder)
+        return folder.name
+
+    def _generate_tables(self, split, buckets=None, bucket_ids=None, names=None, paths=None, first_rows=None):
         tables = (self._tables_in_upstream_order(split, names, paths, first_rows) if buckets is None
-                  else self._tables_of_buckets(split, spill, buckets, bucket_ids))  # fmt: skip
+                  else self._tables_of_buckets(split, buckets, bucket_ids))  # fmt: skip
         yield from tables
 
-    def _tables_of_buckets(self, split, spill, buckets, bucket_ids):
-        for bucket, positions_file in zip(bucket_ids, buckets, strict=True):
-            examples = _load_bucket(spill, _read_positions(positions_file))
-            rng = random.Random(f"{self.config.seed}/{split}/{bucket}")
+    def _tables_of_buckets(self, split, buckets, bucket_ids):
+        for bucket_id, bucket in zip(bucket_ids, buckets, strict=True):
+            examples = bucket.read()
+            rng = random.Random(f"{self.config.seed}/{split}/{bucket_id}")
             order = arrange(examples.column("prompt_id").to_pylist(), examples.column("label").to_pylist(), rng)
             for start in range(0, len(order), _TABLE_ROWS):
-                yield _key(bucket, start), examples.take(pa.array(order[start : start + _TABLE_ROWS], pa.int64()))
+                yield _key(bucket_id, start), examples.take(pa.array(order[start : start + _TABLE_ROWS], pa.int64()))
             del examples
 
     def _tables_in_upstream_order(self, split, names, paths, first_rows):
@@ -1238,9 +1281,11 @@ class UltraFeedbackKTO(datasets.ArrowBasedBuilder):
 
     def _download_and_prepare(self, dl_manager, verification_mode, **prepare_splits_kwargs):
         before = len(self._spill_folders)
+        self._num_proc = prepare_splits_kwargs.get("num_proc")
         try:
             super()._download_and_prepare(dl_manager, verification_mode, **prepare_splits_kwargs)
         finally:
+            self._num_proc = None
             # This build's spill is only needed while its splits are written.
             for folder in self._spill_folders[before:]:
                 folder.cleanup()
@@ -1264,91 +1309,114 @@ def _key(shard: int, batch: int):
     return key_class(shard, batch) if key_class else f"{shard}_{batch}"
 
 
-class _Spill:
-    """The partition pass's examples on disk, and where each bucket's examples are in them.
+class _Shuffle:
+    """The partition pass's examples, grouped by code (split and bucket) as they come.
 
-    Examples are appended to one Arrow IPC file in the order they come (a sequential write;
-    nothing is regrouped). Only the position of each example in that file is kept by
-    bucket, 8 bytes an example, and written beside it when the pass ends. A bucket is then
-    gathered from the file record batch by record batch; the batches are large (about
-    ``BATCH_ROWS`` examples, ~60 MB) so that buckets times batches stays small as the
-    upstream grows.
+    Each record batch of examples is grouped by code with one take and held in memory, by
+    slices. Once more than
+    ``memory_limit`` bytes are held, the oldest batches are written out, one record batch
+    per code, to a single Arrow IPC file in ``folder()`` (made only when first needed),
+    until at most three quarters of it are held. A bucket is then its spilled record
+    batches followed by its held slices: the order its examples came in, whatever was
+    spilled, so every memory limit gives the same rows in the same order.
     """
 
-    BATCH_ROWS = 24_576
-
-    def __init__(self, schema: pa.Schema, folder: str):
+    def __init__(self, schema: pa.Schema, memory_limit: int, folder):
+        self.schema = schema
+        self.memory_limit = memory_limit
         self.folder = folder
-        self.path = os.path.join(folder, "examples.arrow")
-        self.writer = pa.ipc.new_file(self.path, schema)
-        self.positions: dict[int, list[pa.Array]] = {}
-        self.rows = 0
-        self.pending: list[pa.Table] = []
-        self.pending_rows = 0
-
-    def _write_pending(self) -> None:
-        if self.pending:
-            self.writer.write_table(pa.concat_tables(self.pending).combine_chunks())
-            self.pending, self.pending_rows = [], 0
+        self.path: str | None = None
+        self.writer = None
+        self.written = 0  # record batches in the spill file
+        #: Per code, ``(batch number, slice)`` in the order they came.
+        self.held: dict[int, list[tuple[int, pa.RecordBatch]]] = {}
+        #: Bytes held per batch number, oldest first.
+        self.held_bytes: dict[int, int] = {}
+        self.spilled: dict[int, list[int]] = {}
+        self.batches = 0
 
     def add(self, codes: pa.Array, examples: pa.Table) -> None:
-        if not examples.num_rows:
-            return
-        self.pending.append(examples)
-        self.pending_rows += examples.num_rows
-        if self.pending_rows >= self.BATCH_ROWS:
-            self._write_pending()
-        at = pa.array(range(self.rows, self.rows + examples.num_rows), pa.int64())
-        order = pc.sort_indices(pa.table({"code": codes, "at": at}), [("code", "ascending"), ("at", "ascending")])
-        grouped = at.take(order)
-        start = 0
-        for group in sorted(pc.value_counts(codes).to_pylist(), key=lambda group: group["values"]):
-            self.positions.setdefault(group["values"], []).append(grouped.slice(start, group["counts"]))
-            start += group["counts"]
-        self.rows += examples.num_rows
+        """File ``examples``, the example in row ``i`` under ``codes[i]``."""
+        number, self.batches = self.batches, self.batches + 1
+        self.held_bytes[number] = 0
+        start, previous = 0, None
+        for batch in examples.to_batches():
+            batch_codes = codes.slice(start, batch.num_rows)
+            start += batch.num_rows
+            if not batch.num_rows:
+                continue
+            order = pc.sort_indices(batch_codes)  # stable: arrival order within a code
+            columns = []
+            for index, column in enumerate(batch.columns):
+                # The two sides of a pair share their prompt arrays: they are copied once.
+                if previous and _same_array(column, previous[0][index]) and order.equals(previous[1]):
+                    columns.append(previous[2][index])
+                else:
+                    columns.append(column.take(order))
+                    self.held_bytes[number] += columns[-1].nbytes
+            previous = (batch.columns, order, columns)
+            grouped = pa.RecordBatch.from_arrays(columns, schema=self.schema)
+            offset = 0
+            for group in sorted(pc.value_counts(batch_codes).to_pylist(), key=lambda group: group["values"]):
+                self.held.setdefault(group["values"], []).append((number, grouped.slice(offset, group["counts"])))
+                offset += group["counts"]
+        if sum(self.held_bytes.values()) > self.memory_limit:
+            self._spill()
 
-    def close(self) -> dict[int, str]:
-        """Finish the file; return, per code, the file of its examples' positions."""
-        self._write_pending()
-        self.writer.close()
-        files = {}
-        for code, pieces in self.positions.items():
-            files[code] = os.path.join(self.folder, f"{code}.positions.arrow")
-            positions = pa.table({"position": pa.concat_arrays(pieces)})
-            with pa.ipc.new_file(files[code], positions.schema) as writer:
-                writer.write_table(positions)
-        return files
+    def _spill(self) -> None:
+        # Whole batches, oldest first: the codes of a batch share its buffers, so only
+        # writing all of them gives its memory back.
+        oldest = sorted(self.held_bytes)
+        while oldest and sum(self.held_bytes.values()) > self.memory_limit * 3 // 4:
+            del self.held_bytes[oldest.pop(0)]
+        cutoff = min(self.held_bytes, default=math.inf)
+        if self.writer is None:
+            self.path = os.path.join(self.folder(), "examples.arrow")
+            self.writer = pa.ipc.new_file(self.path, self.schema)
+        for code in sorted(self.held):
+            going = [piece for number, piece in self.held[code] if number < cutoff]
+            if going:
+                self.writer.write_table(pa.Table.from_batches(going, self.schema).combine_chunks())
+                self.spilled.setdefault(code, []).append(self.written)
+                self.written += 1
+                self.held[code] = self.held[code][len(going) :]
+
+    def close(self) -> dict[int, _Bucket]:
+        """Finish the spill file; return every code's bucket."""
+        if self.writer is not None:
+            self.writer.close()
+        return {
+            code: _Bucket(
+                self.path, self.spilled.get(code, []), [piece for _, piece in self.held.get(code, [])], self.schema
+            )  # fmt: skip
+            for code in sorted(set(self.held) | set(self.spilled))
+            if self.held.get(code) or self.spilled.get(code)
+        }
 
 
-def _load_bucket(spill: str, positions: pa.Array) -> pa.Table:
-    """A bucket's examples, in spill order, as one contiguous table.
-
-    Gathered record batch by record batch (a take across hundreds of record batches at once
-    is slow in pyarrow). A bucket's rows are spread over the whole spill, so the mapped
-    pages each batch touched are handed back at once (MADV_DONTNEED: they stay in the page
-    cache, out of this process's memory), which keeps memory at one batch, not the spill.
-    """
-    wanted = positions.to_pylist()  # ascending
-    pieces = []
-    with open(spill, "rb") as file, mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
-        reader = pa.ipc.open_file(pa.py_buffer(mapped))
-        start = 0
-        for index in range(reader.num_record_batches):
-            batch = reader.get_batch(index)
-            end = start + batch.num_rows
-            first, last = bisect.bisect_left(wanted, start), bisect.bisect_left(wanted, end)
-            if last > first:
-                local = pa.array([position - start for position in wanted[first:last]], pa.int64())
-                pieces.append(pa.Table.from_batches([batch.take(local)]))
-            start = end
-            del batch
-            if hasattr(mmap, "MADV_DONTNEED"):
-                mapped.madvise(mmap.MADV_DONTNEED)
-        schema = reader.schema
-        del reader  # the mapping closes only once nothing points into it
-    return pa.concat_tables(pieces).combine_chunks() if pieces else schema.empty_table()
+def _same_array(a: pa.Array, b: pa.Array) -> bool:
+    """Whether two arrays are views of the same memory (not merely equal)."""
+    return (a.type == b.type and a.offset == b.offset and len(a) == len(b)
+            and [x and x.address for x in a.buffers()] == [x and x.address for x in b.buffers()])  # fmt: skip
 
 
-def _read_positions(path: str) -> pa.Array:
-    with pa.OSFile(path) as source:
-        return pa.ipc.open_file(source).read_all().column("position").combine_chunks()
+@dataclasses.dataclass
+class _Bucket:
+    """One bucket's examples: record batches of the spill file, then groups held in memory."""
+
+    spill: str | None
+    spilled: list[int]
+    held: list[pa.RecordBatch]
+    schema: pa.Schema
+
+    def read(self) -> pa.Table:
+        """The bucket's examples in the order they came, as one contiguous table."""
+        pieces = []
+        if self.spilled:
+            # Arrow's own memory map: spilled batches are read without a copy, and the
+            # mapping goes, with the pages it brought into this process, once they are
+            # combined below and dropped.
+            with pa.memory_map(self.spill) as source:
+                reader = pa.ipc.open_file(source)
+                pieces = [reader.get_batch(index) for index in self.spilled]
+        return pa.Table.from_batches(pieces + self.held, self.schema).combine_chunks()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import collections
 
 import datasets
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -153,14 +154,48 @@ def test_min_rating_margin_drops_close_pairs(tmp_path, upstream_2k):
     assert built.num_rows == 2 * kept
 
 
-def test_shuffle_buckets_wait_in_shuffle_dir_and_are_removed(tmp_path, upstream_2k):
+def spilled_rows(scratch) -> int:
+    """Examples waiting in the spill files under ``scratch`` (a shuffle folder per planning)."""
+    return sum(pa.ipc.open_file(path).read_all().num_rows for path in scratch.glob("*/examples.arrow"))
+
+
+def test_examples_beyond_shuffle_memory_wait_in_shuffle_dir_and_are_removed(tmp_path, upstream_10k):
     scratch = tmp_path / "scratch"
     scratch.mkdir()
-    built = build(tmp_path / "cache", upstream_2k, shuffle_dir=str(scratch), shuffle_bucket_pairs=500)
-    assert built["train"].num_rows > 0
+    # About 9 MB of examples per 2,000 pairs: 20 MB holds two batches, not three.
+    builder = make_builder(tmp_path / "cache", upstream_10k, shuffle_dir=str(scratch), shuffle_memory=20_000_000)
+    streams = builder.as_streaming_dataset()
+    total = sum(1 for split in streams.values() for _ in split)
+    assert 0 < spilled_rows(scratch) < total  # some spilled, the rest held
+    builder.download_and_prepare()
+    assert builder.as_dataset()["train"].num_rows > 0
+    assert len(list(scratch.iterdir())) == 1  # the build's own spill is gone; the stream's stays with it
+
+
+def test_within_shuffle_memory_nothing_touches_the_disk(tmp_path, upstream_2k):
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    streams = make_builder(tmp_path / "cache", upstream_2k, shuffle_dir=str(scratch)).as_streaming_dataset()
+    assert sum(1 for split in streams.values() for _ in split) == 4_000
     assert list(scratch.iterdir()) == []
+
+
+@pytest.mark.parametrize("shuffle_memory", [0, 20_000_000])
+def test_rows_and_order_do_not_depend_on_shuffle_memory(tmp_path, upstream_10k, shuffle_memory):
+    held = build(tmp_path / "held", upstream_10k, shuffle_bucket_pairs=3_000)
+    spilled = build(tmp_path / "spilled", upstream_10k, shuffle_bucket_pairs=3_000, shuffle_memory=shuffle_memory)
+    for split in ("train", "test"):
+        assert spilled[split].to_list() == held[split].to_list()
+        streamed = stream(tmp_path / "streamed", upstream_10k, split, shuffle_bucket_pairs=3_000,
+                          shuffle_memory=shuffle_memory)  # fmt: skip
+        assert streamed == held[split].to_list()
+
+
+def test_shuffle_dir_and_shuffle_memory_are_checked(tmp_path, upstream_2k):
     with pytest.raises(ValueError, match="missing-scratch'. no such folder"):
-        build(tmp_path / "cache2", upstream_2k, shuffle_dir=str(tmp_path / "missing-scratch"))
+        build(tmp_path / "cache", upstream_2k, shuffle_dir=str(tmp_path / "missing-scratch"))
+    with pytest.raises(ValueError, match="shuffle_memory=-1: expected a number of bytes"):
+        build(tmp_path / "cache", upstream_2k, shuffle_memory=-1)
 
 
 def test_absolute_labels_with_small_buckets_keep_order_properties(tmp_path, upstream_10k):

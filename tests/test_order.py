@@ -1,12 +1,14 @@
-"""Row order for TRL's KTO trainer: the pure arrangement of one bucket, and its checker."""
+"""Row order for TRL's KTO trainer: the buckets of the shuffle, the pure arrangement of one
+bucket, and its checker."""
 
 from __future__ import annotations
 
 import random
+from collections import Counter
 
 import pytest
 
-from ultrafeedback_kto import arrange, order_problems
+from ultrafeedback_kto import _shuffle_keys, arrange, order_problems, prompt_id, split_of
 
 
 def longest_run(labels):
@@ -91,3 +93,22 @@ def test_runs_stay_under_8_when_each_label_is_a_seventh():
     prompt_ids, labels = pairs_with_repeats(5_000, 0.05, 1 / 7 + 0.01, random.Random(4))
     order = arrange(prompt_ids, labels, random.Random(5))
     assert longest_run([labels[i] for i in order]) <= 7
+
+
+def test_shuffle_keys_agree_with_split_and_prompt_id_and_spread_buckets():
+    prompts = [f"prompt {i}" for i in range(4_000)] + ["prompt 7", None]
+    buckets = {"train": 5, "test": 2}
+    ids, splits, codes = _shuffle_keys(prompts, 0.2, 42, buckets)
+    assert ids[:-1] == [prompt_id(p) for p in prompts[:-1]]
+    assert splits[:-1] == [split_of(p, 0.2) for p in prompts[:-1]]
+    assert splits[-1] == split_of("", 0.2)
+    assert codes[7] == codes[4_000]  # a shared prompt shares its bucket
+    assert all(code % 2 == (split == "test") for code, split in zip(codes, splits, strict=True))
+    per_code = Counter(codes)
+    assert sorted(per_code) == [0, 1, 2, 3, 4, 6, 8]  # train buckets 0-4, test buckets 0-1
+    train = [per_code[code] for code in (0, 2, 4, 6, 8)]
+    assert max(train) < 1.2 * min(train)
+    _, other_splits, other_codes = _shuffle_keys(prompts, 0.2, 7, buckets)
+    assert other_splits == splits  # the seed moves prompts between buckets, never between splits
+    moved = sum(a != b for a, b in zip(codes, other_codes, strict=True))
+    assert moved > len(codes) / 2
