@@ -2,9 +2,9 @@
 
 ``python bench/run.py`` generates upstream-schema parquet with the project's sample generator
 (60,917 pairs, the real size; ``--sizes 1,10`` adds 10x), runs every contender in its own fresh
-process ``--repeats`` times on the same file, and reports the median wall time, CPU time and
-peak resident memory of each (``os.wait4``'s rusage of the child), the ratios the targets
-speak of, and whether each target is met. The table is printed and, with ``--write``, written
+process ``--repeats`` times on the same file, contenders taking turns, and reports the median
+wall time, CPU time and peak resident memory of each (``os.wait4``'s rusage of the child), the
+ratios the targets speak of, and whether each target is met. The table is printed and, with ``--write``, written
 to bench/README.md with the date, the machine and the library versions.
 """
 
@@ -72,9 +72,30 @@ def run_once(name: str, upstream: Path) -> Run:
         return Run(wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, json.loads(out.splitlines()[-1]))
 
 
-def median_run(name: str, upstream: Path, repeats: int) -> Run:
-    runs = [run_once(name, upstream) for _ in range(repeats)]
-    middle = lambda values: statistics.median(values)  # noqa: E731
+def settle(seconds: float) -> None:
+    """Let the previous run's deleted files reach the disk before the next run starts.
+
+    Every run deletes hundreds of MB; on a filesystem that discards freed blocks (this
+    machine's, see README.md) the next run's writes would otherwise wait behind them, and
+    whichever contender came next would pay for the one before.
+    """
+    os.sync()
+    time.sleep(seconds)
+
+
+def median_runs(names: list[str], upstream: Path, repeats: int, settle_seconds: float) -> dict[str, Run]:
+    """Each contender ``repeats`` times, taking turns, so that a slow spell of the machine
+    falls on every contender alike rather than on whichever ran then; medians of each."""
+    runs: dict[str, list[Run]] = {name: [] for name in names}
+    for _ in range(repeats):
+        for name in names:
+            runs[name].append(run_once(name, upstream))
+            settle(settle_seconds)
+    return {name: _median(each) for name, each in runs.items()}
+
+
+def _median(runs: list[Run]) -> Run:
+    middle = statistics.median
     result = {key: middle([r.result[key] for r in runs]) for key in runs[0].result if runs[0].result[key] is not None}
     return Run(middle([r.wall for r in runs]), middle([r.cpu for r in runs]), middle([r.peak_mb for r in runs]), result)
 
@@ -174,6 +195,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", default="1", help="comma-separated multiples of --pairs, e.g. 1,10")
     parser.add_argument("--repeats", type=int, default=3, help="runs per contender (default %(default)s)")
     parser.add_argument("--data", type=Path, help="where the generated upstream files stay (default: a temp folder)")
+    parser.add_argument("--settle", type=float, default=1.0,
+                        help="seconds to wait after each run, its files deleted and synced (default %(default)s)")  # fmt: skip
     parser.add_argument("--write", action="store_true", help="write the table into bench/README.md")
     args = parser.parse_args(argv)
     sizes = [int(size) for size in args.sizes.split(",")]
@@ -186,10 +209,8 @@ def main(argv: list[str] | None = None) -> int:
         for size in sorted(sizes):
             upstream = upstream_file(data, args.pairs * size)
             names = AT_EVERY_SIZE + (AT_REAL_SIZE_ONLY if size == 1 else [])
-            results[size] = {}
-            for name in names:
-                print(f"{size}x {name} ...", file=sys.stderr, flush=True)
-                results[size][name] = median_run(name, upstream, args.repeats)
+            print(f"{size}x: {', '.join(names)}, {args.repeats} turns ...", file=sys.stderr, flush=True)
+            results[size] = median_runs(names, upstream, args.repeats, args.settle)
     finally:
         if args.data is None:
             shutil.rmtree(data, ignore_errors=True)

@@ -10,7 +10,7 @@ from tests.conftest import PROJECT
 
 def test_small_benchmark_run_measures_every_contender_and_target(tmp_path):
     done = subprocess.run(
-        [sys.executable, "bench/run.py", "--pairs", "1500", "--repeats", "1", "--data", str(tmp_path)],
+        [sys.executable, "bench/run.py", "--pairs", "1500", "--repeats", "1", "--settle", "0", "--data", str(tmp_path)],
         cwd=PROJECT, capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
