@@ -985,7 +985,7 @@ class UltraFeedbackKTOConfig(datasets.BuilderConfig):
             ``ceil(pairs / shuffle_bucket_pairs)`` buckets per split, and one bucket at a time
             is arranged and written out (about 40 MB at UltraFeedback's text lengths). Each
             bucket is a random draw from the whole upstream. ``shuffle_bucket_pairs=4096``.
-        shuffle_memory (`int`, defaults to ``320 * 2**20``):
+        shuffle_memory (`int`, defaults to ``256 * 2**20``):
             Bytes of converted examples the shuffle holds in memory while it reads the
             upstream. Beyond it, the oldest go to a file in ``shuffle_dir`` until three
             quarters of it are held, so memory holds at most this plus one bucket being
@@ -1021,7 +1021,7 @@ class UltraFeedbackKTOConfig(datasets.BuilderConfig):
     max_pairs: int | None = None
     on_bad_rows: Literal["error", "warn", "skip"] = "warn"
     shuffle_bucket_pairs: int = 8_192
-    shuffle_memory: int = 320 * 2**20
+    shuffle_memory: int = 256 * 2**20
     shuffle_dir: str | None = None
 
     def __post_init__(self):
