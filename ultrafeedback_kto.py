@@ -1315,12 +1315,11 @@ class _Shuffle:
     """The partition pass's examples, grouped by code (split and bucket) as they come.
 
     Each record batch of examples is grouped by code with one take and held in memory, by
-    slices. Once more than
-    ``memory_limit`` bytes are held, the oldest batches are written out, one record batch
-    per code, to a single Arrow IPC file in ``folder()`` (made only when first needed),
-    until at most three quarters of it are held. A bucket is then its spilled record
-    batches followed by its held slices: the order its examples came in, whatever was
-    spilled, so every memory limit gives the same rows in the same order.
+    slices. Once more than ``memory_limit`` bytes are held, the oldest batches are written
+    out, one record batch per code, to a single Arrow IPC file in ``folder()`` (made only
+    when first needed), until at most three quarters of it are held. A bucket is then its
+    spilled record batches followed by its held slices: the order its examples came in,
+    whatever was spilled, so every memory limit gives the same rows in the same order.
     """
 
     def __init__(self, schema: pa.Schema, memory_limit: int, folder):
