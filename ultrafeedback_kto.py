@@ -534,7 +534,7 @@ def _shuffle_keys(
     prompt_ids, splits, codes = [], [], []
     for prompt in prompts:
         digest = sha256(prompt.encode("utf-8") if isinstance(prompt, str) else b"").digest()
-        test = from_bytes(digest[:8], "big") / 2**64 < test_size
+        test = _unit_interval(digest) < test_size  # as split_of
         # Multiplying by an odd constant mixes the keyed bits into the high ones, which pick the bucket.
         mixed = ((from_bytes(digest[8:16], "big") ^ key) * 0x9E3779B97F4A7C15) & 0xFFFFFFFFFFFFFFFF
         prompt_ids.append(digest.hex())
