@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import collections
+import os
+import random
+import sys
 
 import datasets
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+import ultrafeedback_kto
 from publish.sample import generate_table, write_upstream
 from tests.conftest import build, make_builder, stream
 from tests.trl_reference import trl_examples
@@ -189,6 +193,49 @@ def test_rows_and_order_do_not_depend_on_shuffle_memory(tmp_path, upstream_10k, 
         streamed = stream(tmp_path / "streamed", upstream_10k, split, shuffle_bucket_pairs=3_000,
                           shuffle_memory=shuffle_memory)  # fmt: skip
         assert streamed == held[split].to_list()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="holes are punched with Linux's fallocate")
+def test_a_build_frees_the_spill_bucket_by_bucket(tmp_path, upstream_10k, monkeypatch):
+    allocated, written = [], []  # bytes of the spill file on disk and in all, after each bucket is written out
+
+    def release(bucket):
+        release_bucket(bucket)
+        allocated.append(os.stat(bucket.spill).st_blocks * 512)
+        written.append(os.stat(bucket.spill).st_size)
+
+    release_bucket = ultrafeedback_kto._Bucket.release
+    monkeypatch.setattr(ultrafeedback_kto._Bucket, "release", release)
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    build(tmp_path / "cache", upstream_10k, shuffle_dir=str(scratch), shuffle_memory=0, shuffle_bucket_pairs=3_000)
+    assert len(allocated) == 5  # 4 train buckets and 1 test bucket
+    assert allocated == sorted(allocated, reverse=True)
+    assert allocated[-1] < written[-1] / 100  # only its footer and the blocks shared by two buckets are left
+    assert list(scratch.iterdir()) == []
+
+
+def test_a_stream_with_a_spill_gives_the_same_rows_on_every_pass(tmp_path, upstream_2k):
+    streams = make_builder(tmp_path / "cache", upstream_2k, shuffle_memory=0).as_streaming_dataset()
+    first = {split: list(rows) for split, rows in streams.items()}
+    assert {split: list(rows) for split, rows in streams.items()} == first
+    built = build(tmp_path / "built", upstream_2k)
+    assert first == {split: built[split].to_list() for split in built}
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="holes are punched with Linux's fallocate")
+def test_punched_holes_leave_neighbouring_bytes_alone(tmp_path):
+    path = tmp_path / "file"
+    data = random.Random(0).randbytes(65_536)
+    path.write_bytes(data)
+    spans = [(100, 20_000), (20_000, 20_001), (40_960, 65_536)]
+    ultrafeedback_kto._punch_holes(str(path), spans)
+    punched = path.read_bytes()
+    inside = [i for start, end in spans for i in range(start, end)]
+    outside = sorted(set(range(len(data))) - set(inside))
+    assert bytes(punched[i] for i in outside) == bytes(data[i] for i in outside)
+    assert punched[4_096:16_384] == bytes(12_288)  # whole blocks within the first span
+    assert punched[40_960:] == bytes(24_576)
 
 
 def test_shuffle_dir_and_shuffle_memory_are_checked(tmp_path, upstream_2k):
