@@ -47,8 +47,9 @@ class SplitStats:
     dropped_pairs: dict[str, int] = dataclasses.field(default_factory=dict)
 
 
-def _count(counts: dict, table: pa.Table, column, name_of) -> None:
-    """Add a table's label counts per value of ``column`` to ``counts``."""
+def _count(counts: dict, table: pa.Table, column, name_of, key_of=None) -> None:
+    """Add a table's label counts per value of ``column`` to ``counts``, under
+    ``key_of(value)`` (the value itself by default)."""
     grouped = (
         pa.table({"key": column, "label": table.column("label")})
         .group_by(["key", "label"])
@@ -56,7 +57,8 @@ def _count(counts: dict, table: pa.Table, column, name_of) -> None:
         .to_pylist()
     )
     for row in grouped:
-        group = counts.setdefault(row["key"], LabelCounts(name_of(row["key"]), 0, 0))
+        key = row["key"] if key_of is None else key_of(row["key"])
+        group = counts.setdefault(key, LabelCounts(name_of(row["key"]), 0, 0))
         if row["label"]:
             group.desirable += row["count_all"]
         else:
@@ -89,8 +91,8 @@ def split_stats(name: str, tables: pa.Table | Iterable[pa.Table], report: DropRe
         desirable += pc.sum(table.column("label").cast(pa.int64())).as_py() or 0
         _count(sources, table, table.column("source"), lambda v: "(none)" if v is None else v)
         _count(models, table, table.column("model"), lambda v: "(none)" if v is None else v)
-        bands = pa.array([_band(r) for r in table.column("average_rating").to_pylist()], pa.string())
-        _count(ratings, table, bands, str)
+        # Grouped by rating first: a split has few distinct ratings and many rows.
+        _count(ratings, table, table.column("average_rating"), _band, key_of=_band)
     band_order = [_band(low) for low, _ in RATING_BANDS] + ["missing"]
     stats = SplitStats(
         name=name,

@@ -1,0 +1,31 @@
+"""The card's statistics of a split, from its rows alone."""
+
+from __future__ import annotations
+
+import math
+
+import pyarrow as pa
+
+from publish.stats import split_stats
+
+
+def test_rating_bands_count_each_row_once_by_label():
+    ratings = [1.0, 1.5, 2.0, 4.75, 5.0, 5.0, None, math.nan, 6.0, 4.75]
+    labels = [False, False, True, True, True, False, True, False, True, False]
+    table = pa.table({"label": labels, "source": ["s"] * 10, "model": ["m"] * 10, "average_rating": ratings})
+    # Two pieces, as the builder's cache files come: a band's counts add up across them.
+    stats = split_stats("train", [table.slice(0, 5), table.slice(5)])
+    bands = {group.name: (group.desirable, group.undesirable) for group in stats.by_rating}
+    assert bands == {
+        "1.0 to under 2.0": (0, 2),
+        "2.0 to under 3.0": (1, 0),
+        "3.0 to under 4.0": (0, 0),
+        "4.0 to under 5.0": (1, 1),
+        "5.0": (1, 1),
+        "missing": (1, 1),
+        "6.0 (outside 1 to 5)": (1, 0),
+    }
+    assert [group.name for group in stats.by_rating][:6] == [
+        "1.0 to under 2.0", "2.0 to under 3.0", "3.0 to under 4.0", "4.0 to under 5.0", "5.0", "missing",
+    ]  # fmt: skip
+    assert (stats.rows, stats.desirable, stats.undesirable) == (10, 5, 5)
