@@ -1482,12 +1482,18 @@ _FALLOC_FL_KEEP_SIZE, _FALLOC_FL_PUNCH_HOLE = 0x01, 0x02  # linux/falloc.h
 
 @functools.cache
 def _fallocate():
-    """glibc's ``fallocate``: Python's ``os`` has only ``posix_fallocate``, which cannot punch."""
+    """The C library's ``fallocate``: Python's ``os`` has only ``posix_fallocate``, which cannot punch."""
     if not sys.platform.startswith("linux"):
         return None
     try:
-        fallocate = ctypes.CDLL(None, use_errno=True).fallocate
-    except (OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+    except OSError:
+        return None
+    # fallocate64 takes 64-bit offsets everywhere; plain fallocate only where off_t is 64-bit.
+    fallocate = getattr(libc, "fallocate64", None)
+    if fallocate is None and ctypes.sizeof(ctypes.c_long) == 8:
+        fallocate = getattr(libc, "fallocate", None)
+    if fallocate is None:
         return None
     fallocate.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64]
     return fallocate

@@ -268,7 +268,7 @@ def _write_configs(configs: list[str], data_files, options: dict, partial: Path,
             writes["default"] = functools.partial(
                 _write_shards, files, partial / DATA_DIRS["default"], builder.info, standard=True
             )
-        say(" and ".join(f"writing config {name!r}" for name in writes))
+        say("writing " + " and ".join(f"config {name!r}" for name in writes))
         # Both configs at once: pyarrow encodes parquet without the GIL, so on two cores the
         # second config adds little to the wall time (bench/README.md).
         with concurrent.futures.ThreadPoolExecutor(max_workers=len(writes)) as pool:
