@@ -11,6 +11,7 @@ interrupted build leaves the previous folder as it was.
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import dataclasses
 import functools
 import json
@@ -271,10 +272,22 @@ def _write_configs(configs: list[str], data_files, options: dict, partial: Path,
         say("writing " + " and ".join(f"config {name!r}" for name in writes))
         # Both configs at once: pyarrow encodes parquet without the GIL, so on two cores the
         # second config adds little to the wall time (bench/README.md).
-        with concurrent.futures.ThreadPoolExecutor(max_workers=len(writes)) as pool:
+        with _no_progress_bars(), concurrent.futures.ThreadPoolExecutor(max_workers=len(writes)) as pool:
             futures = {name: pool.submit(write) for name, write in writes.items()}
             infos = {name: future.result() for name, future in futures.items()}
     return {name: infos[name] for name in configs}, stats
+
+
+@contextlib.contextmanager
+def _no_progress_bars():
+    """datasets' progress bars off for a while: two threads' bars garble one terminal."""
+    were_disabled = datasets.are_progress_bars_disabled()
+    datasets.disable_progress_bars()
+    try:
+        yield
+    finally:
+        if not were_disabled:
+            datasets.enable_progress_bars()
 
 
 def _stat_columns(cache_files: list[str]):
@@ -317,7 +330,10 @@ def _write_shards(files: dict[str, list[str]], folder: Path, built: datasets.Dat
                     cache_file_name=f"{cache_file}.standard", desc=None,
                 ).with_format(None)  # fmt: skip
             path = folder / f"{split}-{index:05d}-of-{len(cache_files):05d}.parquet"
-            shard.to_parquet(str(path))
+            try:
+                shard.to_parquet(str(path))
+            except OSError as error:  # a full disk, say: the build stops and the folder is kept
+                raise PublishError(f"could not write {folder.name}/{path.name}: {error.strerror or error}") from None
             num_bytes += shard.data.nbytes
             download_size += path.stat().st_size
             del shard

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import subprocess
@@ -121,6 +122,29 @@ def test_interrupted_build_leaves_the_previous_folder_untouched(tmp_path, monkey
     assert main(["build", "--sample", "--out", str(out)]) == 130
     assert files_of(out) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ufkto"]
+
+
+def test_a_shard_that_cannot_be_written_fails_in_one_line_and_keeps_the_folder(tmp_path, monkeypatch, capsys):
+    out = tmp_path / "ufkto"
+    assert main(["build", "--sample", "--out", str(out)]) == 0
+    before = files_of(out)
+    to_parquet = datasets.Dataset.to_parquet
+
+    def disk_full_for_default(dataset, path, *args, **kwargs):
+        if f"{os.sep}data{os.sep}" in path:  # the default config's shards, written beside the others
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return to_parquet(dataset, path, *args, **kwargs)
+
+    monkeypatch.setattr(datasets.Dataset, "to_parquet", disk_full_for_default)
+    bars_were_disabled = datasets.are_progress_bars_disabled()
+    capsys.readouterr()
+    assert main(["build", "--sample", "--out", str(out), "--seed", "7"]) == 1
+    printed = capsys.readouterr().err.splitlines()
+    assert printed[-1] == "error: could not write data/train-00000-of-00001.parquet: No space left on device"
+    assert not any("Traceback" in line for line in printed)
+    assert files_of(out) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ufkto"]
+    assert datasets.are_progress_bars_disabled() == bars_were_disabled
 
 
 def test_refuses_to_replace_a_folder_it_did_not_create(tmp_path, capsys):
