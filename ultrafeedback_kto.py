@@ -1389,6 +1389,10 @@ class _Shuffle:
             self.path = os.path.join(self.folder(), "examples.arrow")
             self.sink = pa.OSFile(self.path, "wb")
             self.writer = pa.ipc.new_file(self.sink, self.schema)
+            # The writer writes the file's header with the first batch: an empty one goes
+            # first, so that the header shares no bytes with a bucket's, which are punched.
+            self.writer.write_batch(pa.record_batch([pa.array([], field.type) for field in self.schema], self.schema))
+            self.written = 1
         for code in sorted(self.held):
             going = [piece for number, piece in self.held[code] if number < cutoff]
             if going:
@@ -1460,21 +1464,24 @@ class _Bucket:
             self.spans = []
 
 
-def _punch_holes(path: str, spans: list[tuple[int, int]]) -> None:
+def _punch_holes(path: str, spans: list[tuple[int, int]]) -> bool:
     """Deallocate the whole blocks within each ``(start, end)`` byte span of a file, if the
-    system can (Linux ``fallocate``); neighbouring bytes are never touched."""
+    system can (Linux ``fallocate``); neighbouring bytes are never touched. Whether it could."""
     fallocate = _fallocate()
     if fallocate is None:
-        return
+        return False
     fd = os.open(path, os.O_RDWR)
     try:
         block = os.fstat(fd).st_blksize
         for start, end in spans:
             first, last = -(-start // block) * block, end // block * block
             if last > first and fallocate(fd, _FALLOC_FL_PUNCH_HOLE | _FALLOC_FL_KEEP_SIZE, first, last - first):
-                return  # e.g. a file system without holes: nothing lost but the saving
+                # A file system without holes, say: only the saving is lost.
+                logger.debug(f"{path}: cannot punch holes ({os.strerror(ctypes.get_errno())}); kept whole")
+                return False
     finally:
         os.close(fd)
+    return True
 
 
 _FALLOC_FL_KEEP_SIZE, _FALLOC_FL_PUNCH_HOLE = 0x01, 0x02  # linux/falloc.h
