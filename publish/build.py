@@ -20,6 +20,7 @@ import shlex
 import shutil
 import sys
 import tempfile
+import threading
 import time
 import urllib.parse
 from pathlib import Path
@@ -270,12 +271,41 @@ def _write_configs(configs: list[str], data_files, options: dict, partial: Path,
                 _write_shards, files, partial / DATA_DIRS["default"], builder.info, standard=True
             )
         say("writing " + " and ".join(f"config {name!r}" for name in writes))
-        # Both configs at once: pyarrow encodes parquet without the GIL, so on two cores the
-        # second config adds little to the wall time (bench/README.md).
-        with _no_progress_bars(), concurrent.futures.ThreadPoolExecutor(max_workers=len(writes)) as pool:
-            futures = {name: pool.submit(write) for name, write in writes.items()}
-            infos = {name: future.result() for name, future in futures.items()}
+        infos = _write_at_once(writes)
     return {name: infos[name] for name in configs}, stats
+
+
+class _Stopped(Exception):
+    """A config's write, stopped because another failed or the build was interrupted."""
+
+
+def _write_at_once(writes: dict) -> dict[str, datasets.DatasetInfo]:
+    """Run each config's write (`_write_shards`) in its own thread; return their infos.
+
+    pyarrow encodes parquet without the GIL, so on two cores the second config adds little
+    to the wall time (bench/README.md). A failure, or Ctrl-C, stops the other writes before
+    their next shard, and the first failure is raised, not the stops it caused.
+    """
+    stop = threading.Event()
+
+    def run(write):
+        try:
+            return write(stop=stop)
+        except BaseException:
+            stop.set()
+            raise
+
+    with _no_progress_bars(), concurrent.futures.ThreadPoolExecutor(max_workers=len(writes)) as pool:
+        futures = {name: pool.submit(run, write) for name, write in writes.items()}
+        try:
+            concurrent.futures.wait(futures.values())
+        except BaseException:  # Ctrl-C: each thread ends its shard and stops
+            stop.set()
+            raise
+    for future in futures.values():
+        if future.exception() is not None and not isinstance(future.exception(), _Stopped):
+            raise future.exception()
+    return {name: future.result() for name, future in futures.items()}
 
 
 @contextlib.contextmanager
@@ -310,12 +340,13 @@ def _builder_failure(error: Exception) -> PublishError:
 
 
 def _write_shards(files: dict[str, list[str]], folder: Path, built: datasets.DatasetInfo,
-                  standard: bool = False) -> datasets.DatasetInfo:  # fmt: skip
+                  standard: bool = False, stop: threading.Event | None = None) -> datasets.DatasetInfo:  # fmt: skip
     """Write each of the builder's cache files as one parquet shard; return the card's info.
 
     One file at a time, each opened alone: datasets memory-maps its Arrow files and writing
     reads every page, so memory holds one shard (``SHARD_SIZE``), not the dataset. With
-    ``standard``, the rows are turned into the ``default`` config's on the way.
+    ``standard``, the rows are turned into the ``default`` config's on the way. Once
+    ``stop`` is set, it stops before the next shard.
     """
     folder.mkdir(parents=True)
     download_size = 0
@@ -323,6 +354,8 @@ def _write_shards(files: dict[str, list[str]], folder: Path, built: datasets.Dat
     for split, cache_files in files.items():
         num_bytes = 0
         for index, cache_file in enumerate(cache_files):
+            if stop is not None and stop.is_set():
+                raise _Stopped
             shard = datasets.Dataset.from_file(cache_file)
             if standard:
                 shard = shard.with_format("arrow").map(

@@ -5,8 +5,11 @@ from __future__ import annotations
 import errno
 import json
 import os
+import re
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import datasets
@@ -145,6 +148,32 @@ def test_a_shard_that_cannot_be_written_fails_in_one_line_and_keeps_the_folder(t
     assert files_of(out) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ufkto"]
     assert datasets.are_progress_bars_disabled() == bars_were_disabled
+
+
+def test_a_failing_config_stops_the_other_before_its_next_shard(tmp_path, monkeypatch, capsys):
+    to_parquet = datasets.Dataset.to_parquet
+    written, first_written, failing = [], threading.Event(), threading.Event()
+
+    def one_config_fails(dataset, path, *args, **kwargs):
+        if f"{os.sep}data{os.sep}" in path:
+            first_written.wait(60)
+            failing.set()
+            raise OSError(errno.EIO, os.strerror(errno.EIO))
+        result = to_parquet(dataset, path, *args, **kwargs)
+        written.append(Path(path).name)
+        first_written.set()
+        failing.wait(60)
+        time.sleep(0.5)  # for the failure to reach the other thread
+        return result
+
+    monkeypatch.setattr(datasets.Dataset, "to_parquet", one_config_fails)
+    out = tmp_path / "ufkto"
+    assert main(["build", "--sample", "--out", str(out), "--max-shard-size", "300KB"]) == 1
+    error = capsys.readouterr().err.splitlines()[-1]
+    shards = re.fullmatch(r"error: could not write data/train-00000-of-(\d{5})\.parquet: Input/output error", error)
+    assert shards and int(shards[1]) >= 2
+    assert written == [f"train-00000-of-{shards[1]}.parquet"]  # the conversational config's first shard only
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_refuses_to_replace_a_folder_it_did_not_create(tmp_path, capsys):
