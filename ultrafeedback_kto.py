@@ -988,15 +988,16 @@ class UltraFeedbackKTOConfig(datasets.BuilderConfig):
             ``ceil(pairs / shuffle_bucket_pairs)`` buckets per split, and one bucket at a time
             is arranged and written out (about 40 MB at UltraFeedback's text lengths). Each
             bucket is a random draw from the whole upstream. ``shuffle_bucket_pairs=4096``.
-        shuffle_memory (`int`, defaults to ``256 * 2**20``):
+        shuffle_memory (`int`, defaults to ``32 * 2**20``):
             Bytes of converted examples the shuffle holds in memory while it reads the
-            upstream. Beyond it, the oldest go to a file in ``shuffle_dir`` until three
-            quarters of it are held, so memory holds at most this plus one bucket being
-            arranged, however large the upstream grows. The default holds the whole real
-            upstream (about 235 MB of examples), which then never touches the disk;
-            bench/README.md measures both cases. ``shuffle_memory=0`` keeps every example on
-            disk; so do builds with ``num_proc`` above 1, whose workers read their buckets
-            from there. ``shuffle_memory=2**30``.
+            upstream. Once more are held, all of them are written to a file in
+            ``shuffle_dir``, so memory holds at most this plus one bucket being arranged,
+            however large the upstream grows. Small on purpose: where measured
+            (bench/README.md), writing the examples out took no longer than holding them in
+            fresh memory, and holding the whole real upstream (about 235 MiB) cost that much
+            more memory. ``shuffle_memory=0`` writes each batch as it comes, in many small
+            pieces (slower on large upstreams); builds with ``num_proc`` above 1 do so too, as
+            their workers read their buckets from the file. ``shuffle_memory=2**30``.
         shuffle_dir (`str`, *optional*):
             Where examples beyond ``shuffle_memory`` wait during the shuffle; defaults to the
             system temporary folder. On Linux a build frees their space bucket by bucket as it
@@ -1026,7 +1027,7 @@ class UltraFeedbackKTOConfig(datasets.BuilderConfig):
     max_pairs: int | None = None
     on_bad_rows: Literal["error", "warn", "skip"] = "warn"
     shuffle_bucket_pairs: int = 8_192
-    shuffle_memory: int = 256 * 2**20
+    shuffle_memory: int = 32 * 2**20
     shuffle_dir: str | None = None
 
     def __post_init__(self):
@@ -1325,9 +1326,9 @@ class _Shuffle:
     """The partition pass's examples, grouped by code (split and bucket) as they come.
 
     Each record batch of examples is grouped by code with one take and held in memory, by
-    slices. Once more than ``memory_limit`` bytes are held, the oldest batches are written
-    out, one record batch per code, to a single Arrow IPC file in ``folder()`` (made only
-    when first needed), until at most three quarters of it are held. A bucket is then its
+    slices. Once more than ``memory_limit`` bytes are held, all of them are written out, one
+    record batch per code (the larger, the cheaper to write and gather back), to a single
+    Arrow IPC file in ``folder()``, made only when first needed. A bucket is then its
     spilled record batches followed by its held slices: the order its examples came in,
     whatever was spilled, so every memory limit gives the same rows in the same order.
     """
@@ -1341,19 +1342,15 @@ class _Shuffle:
         self.sink = None
         self.writer = None
         self.written = 0  # record batches in the spill file
-        #: Per code, ``(batch number, slice)`` in the order they came.
-        self.held: dict[int, list[tuple[int, pa.RecordBatch]]] = {}
-        #: Bytes held per batch number, oldest first.
-        self.held_bytes: dict[int, int] = {}
+        #: Per code, its slices held in memory, in the order they came.
+        self.held: dict[int, list[pa.RecordBatch]] = {}
+        self.held_bytes = 0
         #: Per code, its record batches in the spill file and the bytes each takes there.
         self.spilled: dict[int, list[int]] = {}
         self.spans: dict[int, list[tuple[int, int]]] = {}
-        self.batches = 0
 
     def add(self, codes: pa.Array, examples: pa.Table) -> None:
         """File ``examples``, the example in row ``i`` under ``codes[i]``."""
-        number, self.batches = self.batches, self.batches + 1
-        self.held_bytes[number] = 0
         start, previous = 0, None
         for batch in examples.to_batches():
             batch_codes = codes.slice(start, batch.num_rows)
@@ -1368,23 +1365,17 @@ class _Shuffle:
                     columns.append(previous[2][index])
                 else:
                     columns.append(column.take(order))
-                    self.held_bytes[number] += columns[-1].nbytes
+                    self.held_bytes += columns[-1].nbytes
             previous = (batch.columns, order, columns)
             grouped = pa.RecordBatch.from_arrays(columns, schema=self.schema)
             offset = 0
             for group in sorted(pc.value_counts(batch_codes).to_pylist(), key=lambda group: group["values"]):
-                self.held.setdefault(group["values"], []).append((number, grouped.slice(offset, group["counts"])))
+                self.held.setdefault(group["values"], []).append(grouped.slice(offset, group["counts"]))
                 offset += group["counts"]
-        if sum(self.held_bytes.values()) > self.memory_limit:
+        if self.held_bytes > self.memory_limit:
             self._spill()
 
     def _spill(self) -> None:
-        # Whole batches, oldest first: the codes of a batch share its buffers, so only
-        # writing all of them gives its memory back.
-        oldest = sorted(self.held_bytes)
-        while oldest and sum(self.held_bytes.values()) > self.memory_limit * 3 // 4:
-            del self.held_bytes[oldest.pop(0)]
-        cutoff = min(self.held_bytes, default=math.inf)
         if self.writer is None:
             self.path = os.path.join(self.folder(), "examples.arrow")
             self.sink = pa.OSFile(self.path, "wb")
@@ -1393,15 +1384,15 @@ class _Shuffle:
             # first, so that the header shares no bytes with a bucket's, which are punched.
             self.writer.write_batch(pa.record_batch([pa.array([], field.type) for field in self.schema], self.schema))
             self.written = 1
-        for code in sorted(self.held):
-            going = [piece for number, piece in self.held[code] if number < cutoff]
-            if going:
-                start = self.sink.tell()
-                self.writer.write_table(pa.Table.from_batches(going, self.schema).combine_chunks())
-                self.spans.setdefault(code, []).append((start, self.sink.tell()))
-                self.spilled.setdefault(code, []).append(self.written)
-                self.written += 1
-                self.held[code] = self.held[code][len(going) :]
+        # All of it: the codes of a batch share its buffers, so only writing every code's
+        # slices gives the memory back.
+        for code, pieces in sorted(self.held.items()):
+            start = self.sink.tell()
+            self.writer.write_table(pa.Table.from_batches(pieces, self.schema).combine_chunks())
+            self.spans.setdefault(code, []).append((start, self.sink.tell()))
+            self.spilled.setdefault(code, []).append(self.written)
+            self.written += 1
+        self.held, self.held_bytes = {}, 0
 
     def close(self) -> dict[int, _Bucket]:
         """Finish the spill file; return every code's bucket."""
@@ -1412,7 +1403,7 @@ class _Shuffle:
             code: _Bucket(
                 self.path,
                 self.spilled.get(code, []),
-                [piece for _, piece in self.held.get(code, [])],
+                self.held.get(code, []),
                 self.schema,
                 self.spans.get(code, []) if self.read_once else [],
             )  # fmt: skip

@@ -183,14 +183,14 @@ def test_within_shuffle_memory_nothing_touches_the_disk(tmp_path, upstream_2k):
     assert list(scratch.iterdir()) == []
 
 
-@pytest.mark.parametrize("shuffle_memory", [0, 20_000_000])
+@pytest.mark.parametrize("shuffle_memory", [0, 20_000_000, None])
 def test_rows_and_order_do_not_depend_on_shuffle_memory(tmp_path, upstream_10k, shuffle_memory):
-    held = build(tmp_path / "held", upstream_10k, shuffle_bucket_pairs=3_000)
-    spilled = build(tmp_path / "spilled", upstream_10k, shuffle_bucket_pairs=3_000, shuffle_memory=shuffle_memory)
+    limit = {} if shuffle_memory is None else {"shuffle_memory": shuffle_memory}  # None: the default
+    held = build(tmp_path / "held", upstream_10k, shuffle_bucket_pairs=3_000, shuffle_memory=2**30)
+    spilled = build(tmp_path / "spilled", upstream_10k, shuffle_bucket_pairs=3_000, **limit)
     for split in ("train", "test"):
         assert spilled[split].to_list() == held[split].to_list()
-        streamed = stream(tmp_path / "streamed", upstream_10k, split, shuffle_bucket_pairs=3_000,
-                          shuffle_memory=shuffle_memory)  # fmt: skip
+        streamed = stream(tmp_path / "streamed", upstream_10k, split, shuffle_bucket_pairs=3_000, **limit)
         assert streamed == held[split].to_list()
 
 
