@@ -340,7 +340,7 @@ def _builder_failure(error: Exception) -> PublishError:
 
 
 def _write_shards(files: dict[str, list[str]], folder: Path, built: datasets.DatasetInfo,
-                  standard: bool = False, stop: threading.Event | None = None) -> datasets.DatasetInfo:  # fmt: skip
+                  *, stop: threading.Event, standard: bool = False) -> datasets.DatasetInfo:  # fmt: skip
     """Write each of the builder's cache files as one parquet shard; return the card's info.
 
     One file at a time, each opened alone: datasets memory-maps its Arrow files and writing
@@ -354,7 +354,7 @@ def _write_shards(files: dict[str, list[str]], folder: Path, built: datasets.Dat
     for split, cache_files in files.items():
         num_bytes = 0
         for index, cache_file in enumerate(cache_files):
-            if stop is not None and stop.is_set():
+            if stop.is_set():
                 raise _Stopped
             shard = datasets.Dataset.from_file(cache_file)
             if standard:
