@@ -30,7 +30,6 @@ import datasets
 import publish
 from publish.card import CardInputs, Provenance, render_card
 from publish.errors import PublishError
-from publish.infos import render_infos
 from publish.stats import SplitStats, split_stats
 from ultrafeedback_kto import (
     FEATURES,
@@ -155,8 +154,9 @@ def build_folder(args: BuildArguments) -> dict:
             provenance=provenance,
             repo_id=args.repo_id or out.name,
         )
+        # No dataset_infos.json: the card's YAML says the same, and the file written by
+        # datasets 4.5+ (SplitInfo.original_shard_lengths) breaks load_dataset on older releases.
         (partial / "README.md").write_text(render_card(inputs), encoding="utf-8")
-        (partial / "dataset_infos.json").write_text(render_infos(infos), encoding="utf-8")
         manifest = {
             "tool": "ufkto", "version": publish.__version__, "configs": list(infos),
             "provenance": dataclasses.asdict(provenance),

@@ -146,14 +146,21 @@ def is_hidden(path: str) -> bool:
     return any(part.startswith(".") for part in path.split("/"))
 
 
+#: Files earlier versions of ufkto published that a push removes when the folder no longer has
+#: them: ``dataset_infos.json`` breaks load_dataset on datasets older than 4.5.
+LEGACY_FILES = frozenset({"dataset_infos.json"})
+
+
 def stale_data_files(remote_paths: Iterable[str], files: Iterable[LocalFile]) -> list[str]:
-    """Remote data shards the folder no longer has: ``*.parquet`` files inside a folder (``data/``,
-    ``conversational/``, ...). Nothing else remote is ever deleted (``.gitattributes``, other files)."""
+    """Remote files the folder no longer has that a push deletes: data shards (``*.parquet`` inside a
+    folder: ``data/``, ``conversational/``, ...) and `LEGACY_FILES`. Nothing else remote is ever
+    deleted (``.gitattributes``, other files)."""
     local = {f.path for f in files}
     return sorted(
         path
         for path in remote_paths
-        if path.endswith(".parquet") and "/" in path and not is_hidden(path) and path not in local
+        if path not in local
+        and (path in LEGACY_FILES or (path.endswith(".parquet") and "/" in path and not is_hidden(path)))
     )
 
 

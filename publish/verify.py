@@ -4,7 +4,7 @@ Every config is loaded as users will load it (``load_dataset`` on the folder, no
 streaming) and compared with its card; the shards on disk must be exactly those the card's
 ``configs`` name; each split's row order must keep the builder's guarantees; the card's
 metadata must parse with the ``huggingface_hub`` and ``datasets`` classes the Hub uses,
-offline; and ``dataset_infos.json`` must agree with the card.
+offline; and no legacy ``dataset_infos.json`` may be left (it breaks older ``datasets``).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import tempfile
 from pathlib import Path
 
 import datasets
+import pyarrow.parquet as pq
 from datasets.info import DatasetInfosDict
 from datasets.utils.metadata import MetadataConfigs
 from huggingface_hub import DatasetCard
@@ -46,13 +47,13 @@ def verify_folder(folder: str | Path) -> list[str]:
         return [f"{card_path}: invalid card metadata ({' '.join(str(error).split())})"]
 
     problems = _metadata_problems(card, configs, infos)
-    problems += _infos_json_problems(folder, infos)
+    problems += _legacy_problems(folder)
     problems += _extra_parquet(folder, configs)
     for name, config in configs.items():
         shard_problems = _shard_problems(folder, name, config)
         problems += shard_problems
         if not shard_problems and name in infos:
-            problems += _load_problems(folder, name, infos[name])
+            problems += _feature_problems(folder, name, config, infos[name]) or _load_problems(folder, name, infos[name])
     return problems
 
 
@@ -100,27 +101,11 @@ def _metadata_problems(card: DatasetCard, configs: MetadataConfigs, infos: Datas
     return problems
 
 
-def _infos_json_problems(folder: Path, infos: DatasetInfosDict) -> list[str]:
-    path = folder / "dataset_infos.json"
-    if not path.is_file():
-        return [f"{path}: missing"]
-    try:
-        written = {name: datasets.DatasetInfo.from_dict(info) for name, info in json.loads(path.read_text()).items()}
-    except Exception as error:  # an unreadable file is the finding itself
-        return [f"{path}: unreadable ({' '.join(str(error).split())})"]
-    problems = []
-    for name in sorted(set(written) | set(infos)):
-        if name not in written or name not in infos:
-            problems.append(f"{path}: config {name!r} is in {'the card' if name in infos else 'this file'} only")
-            continue
-        card_info, file_info = infos[name], written[name]
-        if card_info.features != file_info.features:
-            problems.append(f"{path}: features of {name!r} differ from the card")
-        card_splits = {s: (i.num_examples, i.num_bytes) for s, i in (card_info.splits or {}).items()}
-        file_splits = {s: (i.num_examples, i.num_bytes) for s, i in (file_info.splits or {}).items()}
-        if card_splits != file_splits or card_info.download_size != file_info.download_size:
-            problems.append(f"{path}: split sizes of {name!r} differ from the card")
-    return problems
+def _legacy_problems(folder: Path) -> list[str]:
+    if (folder / "dataset_infos.json").is_file():
+        return ["dataset_infos.json: a legacy file that breaks load_dataset on datasets older than 4.5 "
+                "(the card's YAML replaces it): rebuild the folder"]
+    return []
 
 
 def _patterns(config: dict) -> dict[str, list[str]]:
@@ -171,6 +156,17 @@ def _shard_problems(folder: Path, name: str, config: dict) -> list[str]:
         if len(counts) > 1:
             problems.append(f"config {name!r} split {split!r}: shards of different sets ({sorted(counts)} in all)")
     return problems
+
+
+def _feature_problems(folder: Path, name: str, config: dict, info: datasets.DatasetInfo) -> list[str]:
+    """Shards whose own features differ from the card's (load_dataset would cast them silently)."""
+    globs = [pattern for patterns in _patterns(config).values() for pattern in patterns]
+    return [
+        f"{path}: features differ from the card's for config {name!r}"
+        for path in _relative_parquet(folder)
+        if any(fnmatch.fnmatch(path, pattern) for pattern in globs)
+        and datasets.Features.from_arrow_schema(pq.read_schema(folder / path)) != info.features
+    ]
 
 
 def _load_problems(folder: Path, name: str, info: datasets.DatasetInfo) -> list[str]:

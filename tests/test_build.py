@@ -29,7 +29,6 @@ EXPECTED_FILES = [
     "conversational/train-00000-of-00001.parquet",
     "data/test-00000-of-00001.parquet",
     "data/train-00000-of-00001.parquet",
-    "dataset_infos.json",
 ]
 
 
