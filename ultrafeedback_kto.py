@@ -15,25 +15,26 @@ Use the builder class directly (``datasets`` 4.0 and later no longer run loading
     stream = builder.as_streaming_dataset(split="train")  # same rows, same order
 
 This file is self-contained (stdlib, ``datasets``, ``pyarrow``) so that it can be copied
-alone next to a training script. Its parts, top to bottom: the conversion of one pair
-(`pair_to_examples`, the reference), the same for a batch in Arrow (`convert_batch`), the
-split and row order (`split_of`, `arrange`), reading the upstream files, and the builder.
+alone next to a training script. Its parts, top to bottom: the columns and the reasons for
+leaving data out; the conversion of a batch of pairs (`convert_pairs`, where every
+acceptance rule of a pair lives); splits and row order (`split_of`, `arrange`,
+`order_problems`); reading the upstream files; what a build leaves out (`SplitReport`); the
+shuffle's files on disk; and the builder, which chains them: read and convert every pair
+once, decide what each split keeps and its order from prompt ids and labels alone, then
+write the rows out in that order.
 """
 
 from __future__ import annotations
 
-import ctypes
 import dataclasses
 import functools
 import hashlib
 import json
 import math
 import os
-import queue
 import random
-import sys
 import tempfile
-import threading
+import typing
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from typing import Any, Literal
@@ -77,23 +78,9 @@ unpaired for KTO: each pair gives its chosen completion as a desirable example
 Rows are ordered for TRL's KTO trainer, which reads them in file order.
 """
 
-_HOMEPAGE = f"https://huggingface.co/datasets/{UPSTREAM_REPO}"
-
 # ---------------------------------------------------------------------------------------
-# The upstream schema, and the examples built from it
+# Columns, and the reasons for leaving data out
 # ---------------------------------------------------------------------------------------
-
-#: Upstream columns, in upstream order, with the Arrow type kinds they may have.
-UPSTREAM_COLUMNS = {
-    "source": "string",
-    "prompt": "string",
-    "chosen": "messages",
-    "chosen-rating": "number",
-    "chosen-model": "string",
-    "rejected": "messages",
-    "rejected-rating": "number",
-    "rejected-model": "string",
-}
 
 _MESSAGE = {"content": datasets.Value("string"), "role": datasets.Value("string")}
 _METADATA = {
@@ -102,64 +89,239 @@ _METADATA = {
     "model": datasets.Value("string"),
     "average_rating": datasets.Value("float64"),
 }
-
 FEATURES = {
     "standard": datasets.Features(
-        {
-            "prompt": datasets.Value("string"),
-            "completion": datasets.Value("string"),
-            "label": datasets.Value("bool"),
-            **_METADATA,
-        }
+        {"prompt": datasets.Value("string"), "completion": datasets.Value("string"), "label": datasets.Value("bool"),
+         **_METADATA}  # fmt: skip
     ),
     # The list-of-dict syntax means a list of messages in every `datasets` release
     # (`datasets.List` only exists from 4.0 on; 3.6 must keep working).
     "conversational": datasets.Features(
-        {
-            "prompt": [_MESSAGE],
-            "completion": [_MESSAGE],
-            "label": datasets.Value("bool"),
-            **_METADATA,
-        }
+        {"prompt": [_MESSAGE], "completion": [_MESSAGE], "label": datasets.Value("bool"), **_METADATA}
     ),
 }
 
+_MESSAGES = pa.list_(pa.struct([("content", pa.string()), ("role", pa.string())]))
+#: The upstream's columns, in its order.
+UPSTREAM_SCHEMA = pa.schema(
+    [("source", pa.string()), ("prompt", pa.string()), ("chosen", _MESSAGES), ("chosen-rating", pa.float64()),
+     ("chosen-model", pa.string()), ("rejected", _MESSAGES), ("rejected-rating", pa.float64()),
+     ("rejected-model", pa.string())]  # fmt: skip
+)
 
-class BadPair(ValueError):
-    """A pair that cannot become two examples; ``reason`` names the problem."""
 
-    def __init__(self, reason: str):
-        super().__init__(reason)
-        self.reason = reason
+@dataclasses.dataclass(frozen=True)
+class Reason:
+    """Why upstream data was left out, worded once: it keys the log, the build summary and
+    the card. ``unit`` is what is counted. ``kind``: ``"malformed"`` data follows
+    ``on_bad_rows``; ``"option"`` is an option's choice; ``"rule"`` one of the dataset's rules."""
+
+    text: str
+    unit: str = "pair"
+    kind: Literal["malformed", "option", "rule"] = "malformed"
+
+    def __str__(self) -> str:
+        return self.text
 
 
-class DroppedPair(Exception):
-    """A sound pair that the options leave out (rating margin, missing rating)."""
-
-    def __init__(self, reason: str):
-        super().__init__(reason)
-        self.reason = reason
+EMPTY_PROMPT = Reason("empty or missing prompt")
+EMPTY_COMPLETION = Reason("empty or missing completion")
+MALFORMED_MESSAGE = Reason("malformed message (a null message or role, or a null text before the last turn)")
+NO_FINAL_ASSISTANT = Reason("conversation does not end with an assistant turn")
+TURNS_DIFFER = Reason("chosen and rejected differ before the last turn")
+PROMPT_MISMATCH = Reason("prompt differs from the first user turn")
+SAME_COMPLETION = Reason("chosen and rejected are identical")
+REJECTED_ABOVE_CHOSEN = Reason("rejected rated above chosen")
+NOT_AN_OBJECT = Reason("not a JSON object")
+WRONG_TYPE = Reason("a value of the wrong type")
+MISSING_RATING = Reason("missing rating", kind="option")
+SMALL_MARGIN = Reason("rating margin below min_rating_margin", kind="option")
+# Rules over a whole split (`_keep`): KTO learns from single examples, so the same completion
+# for the same prompt marked both desirable and undesirable would cancel out.
+CONTRADICTORY = Reason("contradictory labels", unit="example", kind="rule")
+DUPLICATE = Reason("duplicate example", unit="example", kind="rule")
 
 
 class UpstreamError(ValueError):
     """The source as a whole is unusable: raised before any row is written."""
 
 
-# Reasons, worded once: they key the warning summary and the card's drop statistics.
-EMPTY_PROMPT = "empty or missing prompt"
-EMPTY_COMPLETION = "empty or missing completion"
-MALFORMED_MESSAGE = "malformed message (not a {content, role} pair of strings)"
-NO_FINAL_ASSISTANT = "conversation does not end with an assistant turn"
-TURNS_DIFFER = "chosen and rejected differ before the last turn"
-PROMPT_MISMATCH = "prompt differs from the first user turn"
-REJECTED_ABOVE_CHOSEN = "rejected rated above chosen"
-MALFORMED_VALUE = "malformed value (a rating that is not a number, or a source or model that is not text)"
-SMALL_MARGIN = "rating margin below min_rating_margin"
-MISSING_RATING = "missing rating"
+class BadRowError(ValueError):
+    """A malformed upstream row, with ``on_bad_rows="error"``: the message names file, row and reason."""
+
+
+# ---------------------------------------------------------------------------------------
+# The conversion of a batch of pairs: every acceptance rule of a pair lives here
+# ---------------------------------------------------------------------------------------
+
+#: Every character Python's ``str.strip`` removes: a text is blank exactly when Python says so.
+_PYTHON_WHITESPACE = (
+    "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006"
+    "\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
+)
+_HAS_TEXT = "[^" + "".join(f"\\x{{{ord(char):x}}}" for char in _PYTHON_WHITESPACE) + "]"
+
+
+@dataclasses.dataclass
+class Converted:
+    """The examples of a batch of upstream rows, in upstream order, and the rows left out.
+
+    ``examples`` has the ``conversational`` columns and more for the shuffle: ``_row`` (the
+    row of the batch each example comes from) and ``_rank`` (its place among that row's
+    examples), which give upstream order; ``_prompt_key`` and ``_completion_key`` (64-bit
+    keys of the prompt and completion texts). ``left_out`` holds ``(row, reason)``.
+    """
+
+    examples: pa.Table
+    left_out: list[tuple[int, Reason]]
+
+
+def convert_pairs(pairs: pa.Table, config: UltraFeedbackKTOConfig) -> Converted:
+    """Each pair's two examples: its chosen completion, desirable, and its rejected one, not.
+
+    A pair is refused (`Converted.left_out`) for the first of these that holds, in this
+    order: an empty prompt; for chosen, then rejected: an empty conversation, a malformed
+    message, a last turn not by the assistant, an empty last turn; chosen and rejected
+    differing before the last turn; a first turn that is not the user's ``prompt``; the same
+    completion on both sides; rejected rated above chosen; then the options' own reasons
+    (`MISSING_RATING`, `SMALL_MARGIN`). The prompt is every turn before the last.
+    """
+    pairs = pairs.combine_chunks()
+    chosen, rejected = _Turns(pairs.column("chosen")), _Turns(pairs.column("rejected"))
+    prompt = _array(pairs.column("prompt"))
+    ratings = {side: _without_nan(pairs.column(f"{side}-rating")) for side in ("chosen", "rejected")}
+    rated = pc.and_(pc.is_valid(ratings["chosen"]), pc.is_valid(ratings["rejected"]))
+    checks = [(pc.invert(_has_text(prompt)), EMPTY_PROMPT)]
+    for side in (chosen, rejected):
+        checks += [(side.empty, EMPTY_COMPLETION), (side.malformed, MALFORMED_MESSAGE),
+                   (pc.not_equal(side.last_role, "assistant"), NO_FINAL_ASSISTANT),
+                   (pc.invert(_has_text(side.last_content)), EMPTY_COMPLETION)]  # fmt: skip
+    checks += [
+        (chosen.differ_before_last(rejected), TURNS_DIFFER),
+        (pc.or_(pc.not_equal(chosen.first_role, "user"), pc.not_equal(chosen.first_content, prompt)), PROMPT_MISMATCH),
+        (pc.equal(chosen.last_content, rejected.last_content), SAME_COMPLETION),
+        (pc.greater(ratings["rejected"], ratings["chosen"]), REJECTED_ABOVE_CHOSEN),
+    ]
+    if config.label_rule == "absolute" or config.min_rating_margin is not None:
+        checks.append((pc.invert(rated), MISSING_RATING))
+    if config.min_rating_margin is not None:
+        margin = pc.subtract(ratings["chosen"], ratings["rejected"])
+        checks.append((pc.less(margin, config.min_rating_margin), SMALL_MARGIN))
+    keep, left_out = _first_failures(checks, len(pairs))
+
+    rows = pc.indices_nonzero(keep)
+    every_row = len(rows) == len(pairs)
+    kept = pairs if every_row else pairs.take(rows)
+    sides = {"chosen": chosen, "rejected": rejected} if every_row else {s: _Turns(kept.column(s)) for s in ("chosen", "rejected")}
+    turns = sides["chosen"].before_last()
+    prompt_ids, prompt_keys = _digests(_render(turns))
+    examples = []
+    for rank, side in enumerate(("chosen", "rejected")):
+        completion = sides[side].last_content
+        rating = _without_nan(kept.column(f"{side}-rating"))
+        if config.label_rule == "absolute":
+            label = pc.greater_equal(rating, config.desirable_threshold)
+        else:
+            label = pa.array([rank == 0] * len(kept), pa.bool_())
+        examples.append(_examples(
+            prompt=turns, completion=completion, label=label, prompt_id=prompt_ids, source=kept.column("source"),
+            model=kept.column(f"{side}-model"), average_rating=rating, _row=rows,
+            _rank=pa.array([rank] * len(kept), pa.int8()), _prompt_key=prompt_keys,
+            _completion_key=_keys(completion),
+        ))  # fmt: skip
+    return Converted(pa.concat_tables(examples), left_out)
+
+
+class _Turns:
+    """A column of conversations (lists of ``{content, role}``), seen through Arrow arrays."""
+
+    def __init__(self, column):
+        self.lists = _array(column)
+        if self.lists.offset or self.lists.offsets[0].as_py():
+            self.lists = pa.concat_arrays([self.lists])  # offsets from 0, values of these rows only
+        self.length = pc.fill_null(pc.list_value_length(self.lists), 0)
+        messages = self.lists.values
+        self.content, self.role = pc.struct_field(messages, "content"), pc.struct_field(messages, "role")
+        starts = self.lists.offsets.slice(0, len(self.lists))
+        # Where each row's first and last message are (rows without messages point at 0, masked).
+        self.first = pc.if_else(pc.greater(self.length, 0), starts, 0)
+        self.last = pc.if_else(pc.greater(self.length, 0), pc.add(starts, pc.subtract(self.length, 1)), 0)
+        self.empty = pc.equal(self.length, 0)
+        row = pc.list_parent_indices(self.lists)
+        self.is_last = pc.equal(pa.array(range(len(messages)), pa.int64()), self.last.take(row))
+        broken = pc.or_(pc.or_(pc.is_null(messages), pc.is_null(self.role)),
+                        pc.and_(pc.is_null(self.content), pc.invert(self.is_last)))  # fmt: skip
+        self.malformed = self._any(broken)
+
+    # Each a copy of one text per row, made only when asked for.
+    first_content = functools.cached_property(lambda self: self._at(self.content, self.first))
+    first_role = functools.cached_property(lambda self: self._at(self.role, self.first))
+    last_content = functools.cached_property(lambda self: self._at(self.content, self.last))
+    last_role = functools.cached_property(lambda self: self._at(self.role, self.last))
+
+    def _at(self, values, index):
+        if not len(values):
+            return pa.nulls(len(self.lists), values.type)
+        return pc.if_else(self.empty, pa.scalar(None, values.type), values.take(index))
+
+    def _any(self, flags) -> pa.Array:
+        """Per row, whether any of its messages has its flag set."""
+        running = pa.concat_arrays([pa.array([0], pa.int64()), pc.cumulative_sum(pc.cast(flags, pa.int64()))])
+        offsets = self.lists.offsets
+        return pc.greater(pc.subtract(running.take(offsets.slice(1)), running.take(offsets.slice(0, len(offsets) - 1))), 0)
+
+    def differ_before_last(self, other: _Turns) -> pa.Array:
+        """Per row, whether the turns before the last differ from ``other``'s, in number or content."""
+        earlier = pc.indices_nonzero(pc.invert(self.is_last))
+        row = pc.list_parent_indices(self.lists).take(earlier)
+        position = pc.subtract(earlier, self.first.take(row))
+        # Each earlier message's counterpart in the other row (any valid index where lengths differ).
+        counterpart = pc.if_else(pc.less(position, other.length.take(row)), pc.add(other.first.take(row), position), 0)
+        differs = pc.fill_null(pc.or_(pc.not_equal(self.content.take(earlier), _take(other.content, counterpart)),
+                                      pc.not_equal(self.role.take(earlier), _take(other.role, counterpart))), True)  # fmt: skip
+        flags = pc.replace_with_mask(pa.array([False] * len(self.content), pa.bool_()), pc.invert(self.is_last), differs)
+        return pc.or_(pc.not_equal(self.length, other.length), self._any(flags))
+
+    def before_last(self) -> pa.Array:
+        """Every row's messages before its last, as ``{content, role}`` lists."""
+        earlier = pc.indices_nonzero(pc.invert(self.is_last))
+        messages = pa.StructArray.from_arrays([self.content.take(earlier), self.role.take(earlier)], ["content", "role"])
+        counts = pc.subtract(self.length, 1)
+        offsets = pa.concat_arrays([pa.array([0], pa.int32()), pc.cast(pc.cumulative_sum(counts), pa.int32())])
+        return pa.ListArray.from_arrays(offsets, messages)
+
+
+def _take(values, index):
+    return values.take(index) if len(values) else pa.nulls(len(index), values.type)
+
+
+def _array(column) -> pa.Array:
+    return column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+
+
+def _has_text(strings) -> pa.Array:
+    return pc.fill_null(pc.match_substring_regex(strings, _HAS_TEXT), False)
+
+
+def _without_nan(numbers) -> pa.Array:
+    """Ratings as float64 with NaN as missing (null)."""
+    numbers = pc.cast(numbers, pa.float64())
+    return pc.if_else(pc.is_nan(numbers), None, numbers)
+
+
+def _first_failures(checks: list[tuple[Any, Reason]], rows: int) -> tuple[pa.Array, list[tuple[int, Reason]]]:
+    """Which rows pass every check, and ``(row, reason)`` of the first check each other row
+    fails. A check that cannot be made (null: a text or rating missing) passes: an earlier
+    check names what is missing."""
+    failed = pa.nulls(rows, pa.int64())
+    for index, (fails, _) in enumerate(checks):
+        failed = pc.if_else(pc.and_(pc.is_null(failed), pc.fill_null(fails, False)), index, failed)
+    left_out = [(row, checks[index][1]) for row, index in enumerate(failed.to_pylist()) if index is not None]
+    return pc.is_null(failed), left_out
 
 
 def render_prompt(turns: Sequence[dict]) -> str:
-    """The standard-format prompt for the turns before the final assistant message.
+    """The ``default`` config's prompt for the turns before the final assistant message.
 
     A single user turn is its own text, exactly as TRL's ``unpair_preference_dataset``
     keeps it. Several turns (multi-turn pairs) are joined as a transcript, one
@@ -170,345 +332,73 @@ def render_prompt(turns: Sequence[dict]) -> str:
     return "\n\n".join(f"{turn['role']}: {turn['content']}" for turn in turns)
 
 
-def prompt_id(prompt_text: str) -> str:
-    """Hex sha256 of the standard-format prompt text; equal prompts share an id."""
-    return hashlib.sha256(prompt_text.encode("utf-8")).hexdigest()
-
-
-def _messages(value: Any) -> list[dict]:
-    if not value:
-        raise BadPair(EMPTY_COMPLETION)
-    messages = []
-    for message in value:
-        if not isinstance(message, dict):
-            raise BadPair(MALFORMED_MESSAGE)
-        content, role = message.get("content"), message.get("role")
-        if not isinstance(role, str) or (content is not None and not isinstance(content, str)):
-            raise BadPair(MALFORMED_MESSAGE)
-        messages.append({"content": content, "role": role})
-    if messages[-1]["role"] != "assistant":
-        raise BadPair(NO_FINAL_ASSISTANT)
-    if not (messages[-1]["content"] or "").strip():
-        raise BadPair(EMPTY_COMPLETION)
-    if any(message["content"] is None for message in messages[:-1]):
-        raise BadPair(MALFORMED_MESSAGE)
-    return messages
-
-
-def _rating(value: Any) -> float | None:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise BadPair(MALFORMED_VALUE)
-    return float(value)
-
-
-def pair_to_examples(
-    pair: dict,
-    *,
-    format: Literal["standard", "conversational"] = "standard",
-    label_rule: Literal["pairwise", "absolute"] = "pairwise",
-    desirable_threshold: float = 4.0,
-    min_rating_margin: float | None = None,
-) -> tuple[dict, dict]:
-    """One upstream pair in, its two KTO examples out: (from chosen, from rejected).
-
-    Raises `BadPair` for a pair that is malformed and `DroppedPair` for a sound pair that
-    ``label_rule`` / ``min_rating_margin`` leave out. See `UltraFeedbackKTOConfig` for
-    what the options mean.
-    """
-    prompt = pair.get("prompt")
-    if not isinstance(prompt, str) or not prompt.strip():
-        raise BadPair(EMPTY_PROMPT)
-    chosen, rejected = _messages(pair.get("chosen")), _messages(pair.get("rejected"))
-    turns = chosen[:-1]
-    if turns != rejected[:-1]:
-        raise BadPair(TURNS_DIFFER)
-    if not turns or turns[0]["role"] != "user" or turns[0]["content"] != prompt:
-        raise BadPair(PROMPT_MISMATCH)
-
-    if any(not isinstance(pair.get(key), (str, type(None))) for key in ("source", "chosen-model", "rejected-model")):
-        raise BadPair(MALFORMED_VALUE)
-    chosen_rating, rejected_rating = _rating(pair.get("chosen-rating")), _rating(pair.get("rejected-rating"))
-    if chosen_rating is not None and rejected_rating is not None and rejected_rating > chosen_rating:
-        raise BadPair(REJECTED_ABOVE_CHOSEN)
-    if min_rating_margin is not None:
-        if chosen_rating is None or rejected_rating is None:
-            raise DroppedPair(MISSING_RATING)
-        if chosen_rating - rejected_rating < min_rating_margin:
-            raise DroppedPair(SMALL_MARGIN)
-    if label_rule == "absolute":
-        if chosen_rating is None or rejected_rating is None:
-            raise DroppedPair(MISSING_RATING)
-        labels = (chosen_rating >= desirable_threshold, rejected_rating >= desirable_threshold)
-    else:
-        labels = (True, False)
-
-    prompt_text = render_prompt(turns)
-    shared = {"prompt_id": prompt_id(prompt_text), "source": pair.get("source")}
-    if format == "conversational":
-        prompt_value: Any = turns
-        completions: tuple[Any, Any] = ([chosen[-1]], [rejected[-1]])
-    else:
-        prompt_value = prompt_text
-        completions = (chosen[-1]["content"], rejected[-1]["content"])
-    return tuple(  # type: ignore[return-value]
-        {
-            "prompt": prompt_value,
-            "completion": completion,
-            "label": label,
-            **shared,
-            "model": pair.get(f"{side}-model"),
-            "average_rating": rating,
-        }
-        for side, completion, label, rating in zip(
-            ("chosen", "rejected"), completions, labels, (chosen_rating, rejected_rating), strict=False
-        )
-    )
-
-
-# ---------------------------------------------------------------------------------------
-# The conversion of a batch of pairs, in Arrow
-# ---------------------------------------------------------------------------------------
-
-#: Every character Python's ``str.strip`` removes (``str.isspace``), so that the Arrow fast
-#: path calls a text blank exactly when `pair_to_examples` does.
-PYTHON_WHITESPACE = (
-    "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006"
-    "\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
-)
-_HAS_TEXT = "[^" + "".join(f"\\x{{{ord(char):x}}}" for char in PYTHON_WHITESPACE) + "]"
-
-#: The upstream schema, for turning JSON Lines rows into Arrow.
-UPSTREAM_SCHEMA = pa.schema(
-    [
-        ("source", pa.string()),
-        ("prompt", pa.string()),
-        ("chosen", pa.list_(pa.struct([("content", pa.string()), ("role", pa.string())]))),
-        ("chosen-rating", pa.float64()),
-        ("chosen-model", pa.string()),
-        ("rejected", pa.list_(pa.struct([("content", pa.string()), ("role", pa.string())]))),
-        ("rejected-rating", pa.float64()),
-        ("rejected-model", pa.string()),
-    ]
-)
-
-
-@dataclasses.dataclass
-class ConvertedBatch:
-    """The examples of a batch of pairs and the pairs left out of it.
-
-    ``examples`` has the config's columns plus ``_row``, the index in the batch of the pair
-    each example comes from, and ``_side`` (0 chosen, 1 rejected), in no set order:
-    `in_pair_order` gives the order of `pair_to_examples`, and callers that reorder anyway
-    (the shuffle) sort once, together with their own keys. ``left_out`` holds
-    ``(row, kind, reason)`` in row order, kind ``"bad"`` (a `BadPair`) or ``"dropped"``
-    (a `DroppedPair`).
-    """
-
-    examples: pa.Table
-    left_out: list[tuple[int, str, str]]
-
-    def in_pair_order(self) -> pa.Table:
-        """The examples pair by pair, chosen then rejected, without ``_side``."""
-        order = pc.sort_indices(self.examples, [("_row", "ascending"), ("_side", "ascending")])
-        return self.examples.take(order).drop_columns(["_side"])
-
-
-def _has_text(array) -> pa.Array:
-    return pc.fill_null(pc.match_substring_regex(array, _HAS_TEXT), False)
-
-
-def _output_schema(format: str) -> pa.Schema:
-    return FEATURES[format].arrow_schema.append(pa.field("_row", pa.int64())).append(pa.field("_side", pa.int8()))
-
-
-def convert_batch(
-    batch: pa.Table | list[dict | None],
-    *,
-    format: Literal["standard", "conversational"] = "standard",
-    label_rule: Literal["pairwise", "absolute"] = "pairwise",
-    desirable_threshold: float = 4.0,
-    min_rating_margin: float | None = None,
-    prompt_ids: list[str] | None = None,
-) -> ConvertedBatch:
-    """`pair_to_examples` for a whole batch of upstream pairs, with the same result.
-
-    ``prompt_ids``, when the caller has them already, are the `prompt_id` of each pair's
-    ``prompt`` column (the prompt id of its examples when the pair has two turns).
-
-    Well-formed two-turn pairs (the whole real upstream) are converted with Arrow compute
-    functions; every other pair, and every JSON Lines row, goes through `pair_to_examples`
-    itself, which therefore decides every refusal and every unusual case. The fast path
-    only ever takes pairs that `pair_to_examples` converts without complaint, so both
-    give the same examples (the tests compare them row by row).
-    """
-    options = {"format": format, "label_rule": label_rule, "desirable_threshold": desirable_threshold,
-               "min_rating_margin": min_rating_margin}  # fmt: skip
-    schema = _output_schema(format)
-    if isinstance(batch, list):
-        fast, slow_rows, slow_pairs = None, list(range(len(batch))), batch
-    else:
-        batch = batch.combine_chunks()
-        fast_mask, found = _fast_pairs(batch, label_rule, min_rating_margin)
-        fast_rows = pc.indices_nonzero(fast_mask)
-        slow_rows = pc.indices_nonzero(pc.invert(fast_mask)).to_pylist()
-        slow_pairs = batch.take(slow_rows).to_pylist() if slow_rows else []
-        fast = None
-        if len(fast_rows):
-            if prompt_ids is None:
-                prompt_ids = [prompt_id(text) for text in batch.column("prompt").to_pylist()]
-            every_row = len(fast_rows) == batch.num_rows
-
-            def of_fast_rows(column):
-                return column if every_row else column.take(fast_rows)
-
-            columns = {name: of_fast_rows(column) for name, column in found.items() if not name.startswith("_")}
-            columns["prompt_id"] = of_fast_rows(pa.array(prompt_ids, pa.string()))
-            for name in ("source", "chosen-model", "rejected-model"):
-                columns[name] = of_fast_rows(batch.column(name))
-            # The completions are copied once, and only those of fast pairs.
-            for name in ("chosen", "rejected"):
-                columns[f"{name}-completion"] = found[f"_{name}-contents"].take(of_fast_rows(found[f"_{name}-last"]))
-            fast = _fast_examples(columns, fast_rows, schema, **options)
-
-    slow_examples, left_out = [], []
-    for row, pair in zip(slow_rows, slow_pairs, strict=True):
-        try:
-            if pair is None:
-                raise BadPair("not a JSON object")
-            examples = pair_to_examples(pair, **options)
-        except BadPair as problem:
-            left_out.append((row, "bad", problem.reason))
-            continue
-        except DroppedPair as dropped:
-            left_out.append((row, "dropped", dropped.reason))
-            continue
-        for side, example in enumerate(examples):
-            slow_examples.append({**example, "_row": row, "_side": side})
-
-    parts = [part for part in (fast, pa.Table.from_pylist(slow_examples, schema=schema)) if part is not None]
-    return ConvertedBatch(examples=pa.concat_tables(parts) if len(parts) > 1 else parts[0], left_out=left_out)
-
-
-def _fast_pairs(batch: pa.Table, label_rule: str, min_rating_margin: float | None) -> tuple[pa.Array, dict]:
-    """Which pairs take the fast path, and where their texts and ratings are.
-
-    A fast pair is a well-formed two-turn pair that needs no refusal nor drop. Its messages
-    are checked in the flattened message lists, by offset, without copying any text:
-    ``_{side}-contents`` holds every message's text and ``_{side}-last`` the index in it of
-    each row's assistant message (rows that are not two-turn point at some valid message
-    instead, and are masked out). ``prompt`` and the ratings are per row.
-    """
-    prompt = batch.column("prompt").combine_chunks()
-    checks = [_has_text(prompt)]
-    found = {"prompt": prompt}
-    for name in ("chosen", "rejected"):
-        messages = batch.column(name).combine_chunks()
-        two_turn = pc.fill_null(pc.equal(pc.list_value_length(messages), 2), False)
-        checks.append(two_turn)
-        values = messages.values
-        if len(values) == 0:
-            return pa.array([False] * batch.num_rows), found
-        # Offsets index the whole values array, which ignores any slice of the batch.
-        starts = messages.offsets.slice(0, len(messages))
-        first = pc.if_else(two_turn, starts, 0)
-        last = pc.if_else(two_turn, pc.add(starts, 1), 0)
-        contents, roles = pc.struct_field(values, "content"), pc.struct_field(values, "role")
-        # A null message (not a {content, role} pair) is the slow path's to name.
-        valid = pc.is_valid(values)
-        checks += [
-            pc.equal(roles.take(first), "user"),
-            pc.equal(contents.take(first), prompt),
-            pc.equal(roles.take(last), "assistant"),
-            _has_text(contents).take(last),
-            valid.take(first),
-            valid.take(last),
-        ]
-        found[f"_{name}-contents"], found[f"_{name}-last"] = contents, last
-    chosen_rating = pc.cast(batch.column("chosen-rating"), pa.float64()).combine_chunks()
-    rejected_rating = pc.cast(batch.column("rejected-rating"), pa.float64()).combine_chunks()
-    found["chosen-rating"], found["rejected-rating"] = chosen_rating, rejected_rating
-    both_rated = pc.and_(pc.is_valid(chosen_rating), pc.is_valid(rejected_rating))
-    # NaN, a rejected rating above the chosen one, and the options' drops: the slow path.
-    checks.append(pc.invert(pc.or_(pc.is_nan(chosen_rating), pc.is_nan(rejected_rating))))
-    checks.append(pc.invert(pc.and_(both_rated, pc.greater(rejected_rating, chosen_rating))))
-    if label_rule == "absolute" or min_rating_margin is not None:
-        checks.append(both_rated)
-    if min_rating_margin is not None:
-        checks.append(pc.greater_equal(pc.subtract(chosen_rating, rejected_rating), min_rating_margin))
-    fast = pc.fill_null(checks[0], False)
-    for check in checks[1:]:
-        fast = pc.and_(fast, pc.fill_null(check, False))
-    return fast, found
-
-
-def _fast_examples(columns: dict, rows: pa.Array, schema: pa.Schema, *, format, label_rule,
-                   desirable_threshold, min_rating_margin) -> pa.Table:  # fmt: skip
-    """The examples of fast pairs, chosen side first, from their columns (see `_fast_pairs`)."""
-    count = len(rows)
-    # Both sides hold the very same prompt arrays, which the shuffle then copies only once.
-    prompt_value = _one_message_lists(columns["prompt"], "user") if format == "conversational" else columns["prompt"]
-    sides = []
-    for side, name in enumerate(("chosen", "rejected")):
-        completion, rating = columns[f"{name}-completion"], columns[f"{name}-rating"]
-        if label_rule == "absolute":
-            label = pc.greater_equal(rating, desirable_threshold)
-        else:
-            label = pa.array([side == 0] * count, pa.bool_())
-        if format == "conversational":
-            completion = _one_message_lists(completion, "assistant")
-        values = [prompt_value, completion, label, columns["prompt_id"], columns["source"], columns[f"{name}-model"],
-                  rating, rows, pa.array([side] * count, pa.int8())]  # fmt: skip
-        sides.append(
-            pa.Table.from_arrays([_cast(v, f.type) for v, f in zip(values, schema, strict=True)], schema=schema)
-        )
-    return pa.concat_tables(sides)
+def _render(turns: pa.ListArray) -> pa.Array:
+    """`render_prompt` of each row, in Arrow."""
+    if pc.all(pc.equal(pc.list_value_length(turns), 1)).as_py():  # single turns, the common case
+        return pc.struct_field(turns.flatten(), "content")
+    messages = turns.values
+    blocks = pc.binary_join_element_wise(pc.struct_field(messages, "role"), pc.struct_field(messages, "content"), ": ")
+    transcript = pc.binary_join(pa.ListArray.from_arrays(turns.offsets, blocks), "\n\n")
+    first = pc.struct_field(pc.list_element(turns, 0), "content")
+    return pc.if_else(pc.equal(pc.list_value_length(turns), 1), first, transcript)
 
 
 def standard_from_conversational(table: pa.Table) -> pa.Table:
-    """The ``default`` config's rows from the ``conversational`` config's, same order.
-
-    ``prompt`` becomes `render_prompt` of its messages (a single turn is its own text) and
-    ``completion`` the one message's text; the other columns are kept as they are. The
-    same rows as building ``default`` from the upstream, without a second pass over it.
-    """
-    prompts = table.column("prompt").combine_chunks()
-    first = pc.struct_field(pc.list_element(prompts, 0), "content")
-    several = pc.greater(pc.list_value_length(prompts), 1)
-    if pc.any(several).as_py():
-        rendered = [render_prompt(turns) for turns in prompts.filter(several).to_pylist()]
-        first = pc.replace_with_mask(first, several, pa.array(rendered, pa.string()))
-    completion = pc.struct_field(pc.list_element(table.column("completion").combine_chunks(), 0), "content")
-    columns = {**{name: table.column(name) for name in table.column_names}, "prompt": first, "completion": completion}
+    """The ``default`` config's rows from the ``conversational`` config's, in the same order:
+    ``prompt`` rendered by `render_prompt`, ``completion`` the one message's text."""
+    columns = {name: table.column(name) for name in table.column_names}
+    columns["prompt"] = _render(table.column("prompt").combine_chunks())
+    columns["completion"] = pc.struct_field(table.column("completion").combine_chunks().flatten(), "content")
     schema = FEATURES["standard"].arrow_schema
-    return pa.table([_cast(columns[field.name], field.type) for field in schema], schema=schema)
+    return pa.table([columns[field.name] for field in schema], schema=schema)
+
+
+def _examples(**columns) -> pa.Table:
+    """A table of examples in the conversational shape, with the shuffle's ``_`` columns."""
+    columns["completion"] = _one_message_lists(columns["completion"], "assistant")
+    schema = FEATURES["conversational"].arrow_schema
+    fields = [pa.field(name, value.type) for name, value in columns.items() if name not in schema.names]
+    return pa.table([pc.cast(columns[field.name], field.type) for field in schema] + [columns[f.name] for f in fields],
+                    schema=pa.schema(list(schema) + fields))  # fmt: skip
 
 
 def _one_message_lists(content, role: str) -> pa.Array:
-    content = pc.cast(content, pa.string())
-    if isinstance(content, pa.ChunkedArray):
-        content = content.combine_chunks()
-    roles = pa.array([role] * len(content), pa.string())
-    messages = pa.StructArray.from_arrays([content, roles], names=["content", "role"])
+    content = pa.concat_arrays([pc.cast(_array(content), pa.string())])
+    messages = pa.StructArray.from_arrays([content, pa.array([role] * len(content), pa.string())], ["content", "role"])
     return pa.ListArray.from_arrays(pa.array(range(len(content) + 1), pa.int32()), messages)
 
 
-def _cast(column, arrow_type: pa.DataType):
-    return column if column.type == arrow_type else pc.cast(column, arrow_type)
+def prompt_id(prompt_text: str) -> str:
+    """Hex sha256 of the ``default`` config's prompt text; equal prompts share an id."""
+    return hashlib.sha256(prompt_text.encode("utf-8")).hexdigest()
+
+
+def _digests(strings) -> tuple[pa.Array, pa.Array]:
+    """The hex sha256 of each text, and its `_keys`."""
+    digests = [hashlib.sha256(text).digest() for text in _utf8(strings)]
+    keys = [int.from_bytes(digest[:8], "little", signed=True) for digest in digests]
+    return pa.array([digest.hex() for digest in digests], pa.string()), pa.array(keys, pa.int64())
+
+
+def _keys(strings) -> pa.Array:
+    """A 64-bit key of each text: the first bytes of its sha256."""
+    sha256 = hashlib.sha256
+    return pa.array([int.from_bytes(sha256(text).digest()[:8], "little", signed=True) for text in _utf8(strings)],
+                    pa.int64())  # fmt: skip
+
+
+def _utf8(strings) -> Iterator[memoryview]:
+    """The UTF-8 bytes of each (non-null) string, without making Python strings of them."""
+    strings = pa.concat_arrays([pc.cast(_array(strings), pa.string())])
+    _, offsets, data = strings.buffers()
+    offsets = memoryview(offsets).cast("i")[: len(strings) + 1]
+    data = memoryview(data) if data is not None else memoryview(b"")
+    return (data[start:end] for start, end in zip(offsets, offsets[1:]))
 
 
 # ---------------------------------------------------------------------------------------
 # Splits and row order
 # ---------------------------------------------------------------------------------------
-
-
-def _digest(prompt: str) -> bytes:
-    return hashlib.sha256((prompt or "").encode("utf-8")).digest()
-
-
-def _unit_interval(digest: bytes) -> float:
-    return int.from_bytes(digest[:8], "big") / 2**64
 
 
 def split_of(prompt: str, test_size: float) -> str:
@@ -518,166 +408,152 @@ def split_of(prompt: str, test_size: float) -> str:
     sharing the prompt, land together, and a refreshed upstream never moves a prompt
     across splits. A larger ``test_size`` only adds prompts to ``test``.
     """
-    return "test" if _unit_interval(_digest(prompt)) < test_size else "train"
+    return "test" if _is_test(pa.array([prompt or ""]), test_size)[0].as_py() else "train"
 
 
-def _shuffle_keys(
-    prompts: Sequence, test_size: float, seed: int, num_buckets: dict[str, int]
-) -> tuple[list, list, list]:
-    """For each upstream prompt: its prompt id, its split, and its shuffle code.
-
-    The prompt id is the hex sha256 of the prompt, and the split is `split_of` from the
-    same digest. The code is ``bucket * 2 + (split == "test")``, the bucket being a keyed
-    mix of other bits of the digest: all pairs sharing a prompt share a bucket, and the
-    seed reshuffles buckets while the split stays. One loop, as it runs once per pair.
-    """
-    sha256, from_bytes = hashlib.sha256, int.from_bytes
-    key = from_bytes(hashlib.sha256(str(seed).encode()).digest()[:8], "big")
-    train_buckets, test_buckets = num_buckets["train"], num_buckets["test"]
-    prompt_ids, splits, codes = [], [], []
-    for prompt in prompts:
-        digest = sha256(prompt.encode("utf-8") if isinstance(prompt, str) else b"").digest()
-        test = _unit_interval(digest) < test_size  # as split_of
-        # Multiplying by an odd constant mixes the keyed bits into the high ones, which pick the bucket.
-        mixed = ((from_bytes(digest[8:16], "big") ^ key) * 0x9E3779B97F4A7C15) & 0xFFFFFFFFFFFFFFFF
-        prompt_ids.append(digest.hex())
-        splits.append("test" if test else "train")
-        codes.append(((mixed * (test_buckets if test else train_buckets)) >> 64) * 2 + test)
-    return prompt_ids, splits, codes
+def _is_test(prompts, test_size: float) -> pa.Array:
+    digests = (hashlib.sha256(text).digest() for text in _utf8(pc.fill_null(prompts, "")))
+    return pa.array([int.from_bytes(digest[:8], "big") / 2**64 < test_size for digest in digests], pa.bool_())
 
 
-#: The shortest label run cap used when arranging; longer only when the labels are so
-#: unbalanced that runs of 3 cannot hold them.
-MIN_LABEL_RUN_CAP = 3
+#: Per-device batch sizes of TRL's KTO trainer whose KL pairs never match a prompt: it pairs
+#: each row with the completion of the row before it within its batch, the first row with
+#: the last. 1000 is LLaMA-Factory's preprocessing chunk, which it pairs the same way.
+KL_BATCH_SIZES = (2, 4, 8, 16, 32, 64, 1000)
+#: The longest run of one label `arrange` aims for when each label is at least a quarter
+#: of the rows; longer runs only when the labels are more unbalanced than that.
+LABEL_RUN = 3
 
 
-def arrange(prompt_ids: Sequence[str], labels: Sequence[bool], rng: random.Random) -> list[int]:
-    """A random order of the rows of one bucket, fit for TRL's KTO trainer.
+def kl_partners(position: int, rows: int) -> list[int]:
+    """The positions whose prompt must differ from the prompt at ``position`` in a split of
+    ``rows`` rows: its neighbours, and for each of `KL_BATCH_SIZES` the other end of its batch
+    when it starts or ends one (a last batch that is a single row pairs it with itself)."""
+    partners = [near for near in (position - 1, position + 1) if 0 <= near < rows]
+    for size in KL_BATCH_SIZES:
+        start = position - position % size
+        end = min(start + size, rows) - 1
+        if end - start > 1 and position in (start, end):
+            partners.append(start + end - position)
+    return sorted(set(partners))
 
-    Returns a permutation of ``range(len(labels))`` such that, wherever the data allows:
-    no two neighbours share a prompt id; no run of one label is longer than
-    ``cap = max(3, ceil(majority / minority))``; the first two rows have different
-    labels, so that buckets laid end to end never join two runs into one longer than
-    ``cap + 1`` (at most 7 while each label is at least 1/7 of every bucket, which keeps
-    both labels in every 8 consecutive rows).
 
-    The label sequence is drawn first, each step choosing a label with probability
-    proportional to what is left of it among the labels that keep the rest arrangeable;
-    rows are then dealt from each label's shuffled pool, and the rare neighbours that
-    still share a prompt are separated by swapping rows of the same label, which leaves
-    the label sequence untouched.
+def arrange(prompt_keys: Sequence, labels: Sequence[bool], rng: random.Random, *, start: int = 0,
+            rows: int | None = None, run: tuple[bool | None, int] = (None, 0)) -> list[int]:  # fmt: skip
+    """A random order of rows fit for TRL's KTO trainer: a permutation of
+    ``range(len(labels))`` in which, wherever the data allows, no row shares its prompt with
+    one of its `kl_partners` and no run of one label is longer than
+    ``max(LABEL_RUN, ceil(majority / minority))`` (so every 8 consecutive rows hold both
+    labels while each label is at least a quarter of them).
+
+    The rows may be one window of a longer split: ``start`` is the position of the first of
+    them and ``rows`` the split's length, and ``run`` is ``(label, length)`` of the run of
+    labels they continue. Partners outside the window never share a prompt with these rows.
+
+    The label of each position is drawn first (`_label_sequence`), rows are dealt from each
+    label's shuffled pool, and the few rows that share a prompt with a partner are swapped
+    with other rows of their label, which leaves the labels where they are.
     """
     pools = {True: [], False: []}
-    for index, label in enumerate(labels):
-        pools[bool(label)].append(index)
+    for row, label in enumerate(labels):
+        pools[bool(label)].append(row)
     for pool in pools.values():
         rng.shuffle(pool)
     majority, minority = max(map(len, pools.values())), min(map(len, pools.values()))
-    # The first two rows differ, so the majority fits ``minority`` gaps of ``cap`` (not one more).
-    cap = max(MIN_LABEL_RUN_CAP, math.ceil(majority / max(minority, 1)))
-
-    sequence = _label_sequence(len(pools[True]), len(pools[False]), cap, rng)
-    true_rows, false_rows = iter(pools[True]), iter(pools[False])
-    order = [next(true_rows) if label else next(false_rows) for label in sequence]
-    _separate_equal_prompts(order, prompt_ids, labels, rng)
+    cap = max(LABEL_RUN, math.ceil(majority / max(minority, 1)))
+    dealt = {label: iter(pool) for label, pool in pools.items()}
+    order = [next(dealt[label]) for label in _label_sequence(len(pools[True]), len(pools[False]), cap, rng, *run)]
+    _separate_prompts(order, prompt_keys, labels, rng, start, len(order) if rows is None else rows)
     return order
 
 
-def _label_sequence(true_left: int, false_left: int, cap: int, rng: random.Random) -> list[bool]:
-    """Labels for every position, each drawn in proportion to what is left of it.
-
-    A label is allowed when it does not extend a run past ``cap`` (nor repeats the first
-    label in the second position) and leaves the rest arrangeable: the other label's rows
-    still fit in runs of ``cap`` between this label's, and this label's between the other's.
-    When neither is allowed, those within the cap are. One inlined loop: it runs once per
-    row of the split.
-    """
-    random_ = rng.random
+def _label_sequence(true_left: int, false_left: int, cap: int, rng: random.Random, run_label=None, run=0) -> list[bool]:
+    """A label for every position, each drawn in proportion to what is left of it among the
+    labels that keep runs within ``cap`` (continuing a run of ``run`` rows of ``run_label``)
+    and leave the rest arrangeable. One plain loop: it runs once per row."""
     sequence: list[bool] = []
-    append = sequence.append
-    run_label, run_length = None, 0
     while true_left and false_left:
-        if run_label is None or (run_length < cap and len(sequence) != 1):
-            true_within = false_within = True
+        true_run = run + 1 if run_label is True else 1
+        false_run = run + 1 if run_label is False else 1
+        # After this label the rest fits if each label's rows fit in runs of ``cap`` between the
+        # other's (the current run's room counted for its own label).
+        true_ok = (true_run <= cap and true_left - 1 <= cap - true_run + cap * false_left
+                   and false_left <= cap * true_left)  # fmt: skip
+        false_ok = (false_run <= cap and false_left - 1 <= cap - false_run + cap * true_left
+                    and true_left <= cap * false_left)  # fmt: skip
+        if true_ok == false_ok:
+            label = rng.random() * (true_left + false_left) < true_left
         else:
-            true_within, false_within = run_label is False, run_label is True
-        true_run = run_length + 1 if run_label is True else 1
-        false_run = run_length + 1 if run_label is False else 1
-        true_ok = true_within and -(-false_left // cap) <= true_left <= 1 + (cap - true_run) + cap * false_left
-        false_ok = false_within and -(-true_left // cap) <= false_left <= 1 + (cap - false_run) + cap * true_left
-        if true_ok and false_ok:
-            label = random_() * (true_left + false_left) < true_left
-        elif true_ok or false_ok:
             label = true_ok
-        elif true_within != false_within:
-            # Nothing keeps the rest arrangeable: spend the label with more rows left.
-            label = true_within
-        else:
-            label = true_left >= false_left
-        append(label)
-        if label:
-            true_left -= 1
-        else:
-            false_left -= 1
-        if label is run_label:
-            run_length += 1
-        else:
-            run_label, run_length = label, 1
+        sequence.append(label)
+        true_left, false_left = true_left - label, false_left - (not label)
+        run, run_label = (run + 1, label) if label is run_label else (1, label)
     return sequence + [True] * true_left + [False] * false_left
 
 
-def _separate_equal_prompts(order: list[int], prompt_ids, labels, rng: random.Random) -> None:
-    def fits(index: int, position: int, skip: int) -> bool:
-        return all(
-            prompt_ids[order[near]] != prompt_ids[index]
-            for near in (position - 1, position + 1)
-            if 0 <= near < len(order) and near != skip
-        )
+def _separate_prompts(order: list[int], prompt_keys: Sequence, labels: Sequence[bool], rng: random.Random,
+                      start: int, rows: int) -> None:  # fmt: skip
+    here_rows = len(order)
 
-    in_order = [prompt_ids[index] for index in order]
-    conflicts = [position for position in range(1, len(order)) if in_order[position] == in_order[position - 1]]
-    for position in conflicts:
-        if prompt_ids[order[position]] != prompt_ids[order[position - 1]]:
-            continue  # an earlier swap already separated them
+    def fits(row: int, position: int, leaving: int) -> bool:
+        """Whether ``row`` at ``position`` shares its prompt with none of its partners but the one it leaves."""
+        key = prompt_keys[row]
+        return all(prompt_keys[order[p - start]] != key for p in kl_partners(start + position, rows)
+                   if p != start + leaving and start <= p < start + here_rows)  # fmt: skip
+
+    for _, position, _ in _matched([prompt_keys[row] for row in order], start, rows):
         here = order[position]
-        start = rng.randrange(len(order))
-        for offset in range(len(order)):
-            other = (start + offset) % len(order)
+        if fits(here, position, -1):
+            continue  # an earlier swap already separated it
+        first = rng.randrange(here_rows)
+        for offset in range(here_rows):
+            other = (first + offset) % here_rows
             there = order[other]
-            if (
-                abs(other - position) > 1
-                and labels[there] == labels[here]
-                and fits(there, position, other)
-                and fits(here, other, position)
-            ):
+            if labels[there] == labels[here] and fits(there, position, other) and fits(here, other, position):
                 order[position], order[other] = there, here
                 break
 
 
-def order_problems(prompt_ids: Sequence[str], labels: Sequence[bool], window: int = 8) -> list[str]:
-    """What is wrong with a split's row order for TRL's KTO trainer (empty when nothing).
+def _matched(keys: Sequence, start: int = 0, rows: int | None = None) -> list[tuple[int, int, int]]:
+    """``(batch size, first, last)`` for every two of these positions that are `kl_partners`
+    and share a prompt: neighbours (batch size 2) and the two ends of a batch of
+    `KL_BATCH_SIZES`. ``keys`` may be a window of a longer split (see `arrange`); positions
+    are the window's."""
+    count = len(keys)
+    rows = count if rows is None else rows
+    found = [(2, p - 1, p) for p in range(1, count) if keys[p] == keys[p - 1]]
+    for size in KL_BATCH_SIZES[1:]:
+        for first in range(-(-start // size) * size, start + count, size):
+            last = min(first + size, rows) - 1
+            if last - first > 1 and last < start + count and keys[first - start] == keys[last - start]:
+                found.append((size, first - start, last - start))
+    return found
 
-    Checks that no two consecutive rows share a prompt id and, when each label is at least
-    a quarter of the rows, that every ``window`` consecutive rows hold both labels.
-    """
+
+def order_problems(prompt_ids: Sequence[str], labels: Sequence[bool], window: int = 8) -> list[str]:
+    """What is wrong with a split's row order for KTO training (empty when nothing): rows
+    sharing their prompt with one of their `kl_partners` and, when each label is at least a
+    quarter of the rows, ``window`` consecutive rows with one label only."""
     problems = []
-    same_prompt = [i for i in range(1, len(prompt_ids)) if prompt_ids[i] == prompt_ids[i - 1]]
-    if same_prompt:
-        problems.append(
-            f"{len(same_prompt)} rows share their prompt with the row before them (first at row {same_prompt[0]})"
-        )
-    true_count = sum(map(bool, labels))
-    if len(labels) and min(true_count, len(labels) - true_count) >= len(labels) / 4:
-        run, longest, longest_end = 0, 0, 0
-        for i, label in enumerate(labels):
-            run = run + 1 if i and label == labels[i - 1] else 1
+    matched = _matched(prompt_ids)
+    neighbours = [last for size, _, last in matched if size == 2]
+    if neighbours:
+        problems.append(f"{len(neighbours)} rows share their prompt with the row before them (first at row {neighbours[0]})")
+    for size in KL_BATCH_SIZES[1:]:
+        starts = [first for batch, first, _ in matched if batch == size]
+        if starts:
+            problems.append(f"{len(starts)} batches of {size} rows begin and end with one prompt, a matched KL pair "
+                            f"(first at row {starts[0]})")  # fmt: skip
+    rows, desirable = len(labels), sum(map(bool, labels))
+    if rows and min(desirable, rows - desirable) >= rows / 4:
+        run = longest = end = 0
+        for position, label in enumerate(labels):
+            run = run + 1 if position and label == labels[position - 1] else 1
             if run > longest:
-                longest, longest_end = run, i
+                longest, end = run, position
         if longest >= window:
-            problems.append(
-                f"a run of {longest} rows with label={labels[longest_end]} ends at row {longest_end}; "
-                f"every {window} consecutive rows should hold both labels"
-            )
+            problems.append(f"a run of {longest} rows with label={labels[end]} ends at row {end}; "
+                            f"every {window} consecutive rows should hold both labels")  # fmt: skip
     return problems
 
 
@@ -685,8 +561,8 @@ def order_problems(prompt_ids: Sequence[str], labels: Sequence[bool], window: in
 # Reading the upstream files
 # ---------------------------------------------------------------------------------------
 
-_JSON_SUFFIXES = (".jsonl", ".json", ".ndjson")
 _BATCH_ROWS = 2_000
+_JSON_SUFFIXES = (".jsonl", ".json", ".ndjson")
 
 
 def _file_format(name: str) -> str:
@@ -698,239 +574,223 @@ def _file_format(name: str) -> str:
     raise UpstreamError(f"{name}: not a parquet or JSON Lines file (expected .parquet or .jsonl)")
 
 
-def _type_kind(arrow_type: pa.DataType) -> str:
-    if pa.types.is_null(arrow_type):
-        return "null"
-    if pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type):
-        return "string"
-    if pa.types.is_floating(arrow_type) or pa.types.is_integer(arrow_type):
-        return "number"
-    if pa.types.is_list(arrow_type) or pa.types.is_large_list(arrow_type):
-        item = arrow_type.value_type
-        if pa.types.is_null(item):
-            return "messages"
-        if pa.types.is_struct(item) and {item.field(i).name for i in range(item.num_fields)} >= {"content", "role"}:
-            return "messages"
-    return str(arrow_type)
+def _fits(found: pa.DataType, expected: pa.DataType) -> bool:
+    """Whether a parquet column of type ``found`` reads as ``expected`` (null fits anything,
+    integers fit floats, structs may hold more fields)."""
+    if pa.types.is_null(found) or found == expected:
+        return True
+    if pa.types.is_floating(expected):
+        return pa.types.is_floating(found) or pa.types.is_integer(found)
+    if pa.types.is_string(expected):
+        return pa.types.is_string(found) or pa.types.is_large_string(found)
+    if pa.types.is_list(expected):
+        return (pa.types.is_list(found) or pa.types.is_large_list(found)) and _fits(found.value_type, expected.value_type)
+    if pa.types.is_struct(expected) and pa.types.is_struct(found):
+        fields = {found.field(i).name: found.field(i).type for i in range(found.num_fields)}
+        return all(field.name in fields and _fits(fields[field.name], field.type) for field in expected)
+    return False
 
 
-def _json_kind(value: Any) -> str:
+def _json_fits(value: Any, expected: pa.DataType) -> bool:
+    """Whether a JSON value reads as ``expected`` (null fits anything; a bool is no number)."""
     if value is None:
-        return "null"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return "number"
-    if isinstance(value, list) and all(isinstance(m, dict) and {"content", "role"} <= m.keys() for m in value):
-        return "messages"
-    return type(value).__name__
+        return True
+    if pa.types.is_string(expected):
+        return isinstance(value, str)
+    if pa.types.is_floating(expected):
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if pa.types.is_list(expected):
+        return isinstance(value, list) and all(_json_fits(item, expected.value_type) for item in value)
+    if pa.types.is_struct(expected):
+        return isinstance(value, dict) and all(_json_fits(value.get(field.name), field.type) for field in expected)
+    return False
 
 
-def _json_object_kinds(line: bytes) -> dict[str, str] | None:
-    try:
-        row = json.loads(line)
-    except ValueError:
-        return None
-    return {key: _json_kind(value) for key, value in row.items()} if isinstance(row, dict) else None
+def _describe(arrow_type: pa.DataType) -> str:
+    if arrow_type == _MESSAGES:
+        return "a list of {content, role} messages"
+    return {"double": "a number", "string": "text"}.get(str(arrow_type), str(arrow_type))
 
 
-def _check_columns(name: str, kinds: dict[str, str]) -> None:
-    missing = [column for column in UPSTREAM_COLUMNS if column not in kinds]
-    if missing:
-        raise UpstreamError(f"{name}: missing upstream column(s) {', '.join(missing)}")
-    for column, expected in UPSTREAM_COLUMNS.items():
-        if kinds[column] not in (expected, "null"):
-            described = {"messages": "a list of {content, role} messages", "number": "a number"}.get(expected, expected)
-            raise UpstreamError(f"{name}: column {column!r} should be {described}, found {kinds[column]}")
-
-
-def inspect_source(name: str, path: str) -> int:
+def inspect_source(name: str, path: str, schema: pa.Schema = UPSTREAM_SCHEMA) -> int:
     """Check one upstream file as a whole and return its number of rows.
 
     ``name`` is how the file is named in messages, ``path`` where it is read from (they
-    differ once ``datasets`` has downloaded a remote file into its cache).
-    Raises `UpstreamError` for a missing, empty, unreadable or truncated file, missing
-    upstream columns or a column of the wrong type.
+    differ once ``datasets`` has downloaded a remote file into its cache). Raises
+    `UpstreamError` for a missing, empty, unreadable or truncated file, missing upstream
+    columns or a column of the wrong type (for JSON Lines, in its first JSON object).
     """
     file_format = _file_format(name)
     try:
         with open(path, "rb") as f:
             if file_format == "parquet":
                 metadata = pq.ParquetFile(f, pre_buffer=False).metadata
-                kinds = {field.name: _type_kind(field.type) for field in metadata.schema.to_arrow_schema()}
-                num_rows = metadata.num_rows
+                rows, found = metadata.num_rows, metadata.schema.to_arrow_schema()
+                # Per column: None when it fits, else what it is.
+                columns = {c.name: None if _fits(found.field(c.name).type, c.type) else _describe(found.field(c.name).type)
+                           for c in schema if c.name in found.names}  # fmt: skip
             else:
-                # Column kinds from the first line that is a JSON object: a malformed line is a
-                # bad row for the policy, wherever it stands.
-                num_rows, kinds = 0, None
+                rows, first = 0, None
                 for line in f:
                     if line.strip():
-                        num_rows += 1
-                        if kinds is None:
-                            kinds = _json_object_kinds(line)
-                if num_rows and kinds is None:
+                        rows += 1
+                        first = first if first is not None else _json_object(line)
+                if rows and first is None:
                     raise UpstreamError(f"{name}: no line is a JSON object")
-                kinds = kinds or {}
+                columns = {c.name: None if _json_fits(first[c.name], c.type) else type(first[c.name]).__name__
+                           for c in schema if first and c.name in first}  # fmt: skip
     except FileNotFoundError:
         raise UpstreamError(f"{name}: file not found") from None
     except (pa.ArrowException, OSError) as error:
         raise UpstreamError(f"{name}: unreadable {file_format} file ({_one_line(error)})") from None
-    if num_rows == 0:
+    if rows == 0:
         raise UpstreamError(f"{name}: empty file (no rows)")
-    _check_columns(name, kinds)
-    return num_rows
+    missing = [column for column in schema.names if column not in columns]
+    if missing:
+        raise UpstreamError(f"{name}: missing upstream column(s) {', '.join(missing)}")
+    for column, found_kind in columns.items():
+        if found_kind is not None:
+            raise UpstreamError(f"{name}: column {column!r} should be {_describe(schema.field(column).type)}, "
+                                f"found {found_kind}")  # fmt: skip
+    return rows
+
+
+def _json_object(line: bytes) -> dict | None:
+    try:
+        row = json.loads(line)
+    except ValueError:
+        return None
+    return row if isinstance(row, dict) else None
 
 
 def _one_line(error: BaseException) -> str:
     return " ".join(str(error).split()) or type(error).__name__
 
 
-def read_batches(name: str, path: str) -> Iterator[pa.Table | list[dict | None]]:
-    """Yield an upstream file's pairs in batches, in file order.
-
-    Parquet gives Arrow tables. JSON Lines gives lists of dicts (a line that is not a JSON
-    object becomes ``None``, a bad pair for the policy): it is the small, hand-made case,
-    and `convert_batch` checks each of its rows in Python.
-    """
+def read_batches(name: str, path: str, schema: pa.Schema = UPSTREAM_SCHEMA) -> Iterator[tuple[pa.Table, list]]:
+    """An upstream file's rows in batches, in file order, with the upstream's ``schema``, and
+    for each batch the ``(row, reason)`` of rows that could not be read as that schema
+    (JSON Lines only: a line that is not a JSON object, a value of the wrong type; such a
+    row is all nulls in the table)."""
     file_format = _file_format(name)
     try:
         with open(path, "rb") as f:
             if file_format == "parquet":
-                columns = list(UPSTREAM_COLUMNS)
                 # Without pre-buffering, through a small buffer: the reader then holds pages,
-                # not whole row groups (which may be hundreds of MB), and is faster too. One
-                # decoding thread: `_read_ahead` already runs it beside the conversion, and
-                # Arrow's own threads added ~30 MB of memory here and no speed.
+                # not whole row groups (which may be hundreds of MB).
                 parquet = pq.ParquetFile(f, pre_buffer=False, buffer_size=1 << 20)
-                for batch in parquet.iter_batches(batch_size=_BATCH_ROWS, columns=columns, use_threads=False):
-                    yield pa.Table.from_batches([batch])
+                for batch in parquet.iter_batches(batch_size=_BATCH_ROWS, columns=schema.names, use_threads=False):
+                    yield pa.Table.from_batches([batch]).cast(schema), []
                 return
-            rows: list = []
-            for line in f:
-                if not line.strip():
-                    continue
-                try:
-                    row = json.loads(line)
-                except ValueError:
-                    row = None
-                rows.append(row if isinstance(row, dict) else None)
-                if len(rows) == _BATCH_ROWS:
-                    yield rows
-                    rows = []
-            if rows:
-                yield rows
+            lines = (line for line in f if line.strip())
+            while batch := [line for _, line in zip(range(_BATCH_ROWS), lines)]:
+                yield _json_rows(batch, schema)
     except (pa.ArrowException, OSError) as error:
         raise UpstreamError(f"{name}: unreadable {file_format} file ({_one_line(error)})") from None
 
 
-def _read_ahead(batches: Iterator) -> Iterator:
-    """The same batches, the next one decoded in a thread while the caller works on this one.
-
-    Parquet decoding releases the GIL, so on two cores it overlaps the conversion. One batch
-    ahead at most: memory grows by one batch, not more. When the caller stops early (at
-    ``max_pairs``, or on an error) the thread is told to stop and the file is closed.
-    """
-    ahead: queue.Queue = queue.Queue(maxsize=1)
-    stop = threading.Event()
-    done = object()
-
-    def hand_over(item) -> bool:
-        while not stop.is_set():
-            try:
-                ahead.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def produce():
-        try:
-            for batch in batches:
-                if not hand_over(batch):
-                    return
-            hand_over(done)
-        except BaseException as error:  # handed to the caller, which raises it
-            hand_over(error)
-        finally:
-            batches.close()
-
-    thread = threading.Thread(target=produce, name="ufkto-read-ahead", daemon=True)
-    thread.start()
-    try:
-        while (item := ahead.get()) is not done:
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-    finally:
-        stop.set()
-        thread.join()
-
-
-def _prompts(batch: pa.Table | list[dict | None]) -> list:
-    if isinstance(batch, list):
-        return [row.get("prompt") if row else None for row in batch]
-    return batch.column("prompt").to_pylist()
-
-
-def _head(batch: pa.Table | list, rows: int) -> pa.Table | list:
-    return batch[:rows] if isinstance(batch, list) else batch.slice(0, rows)
+def _json_rows(lines: list[bytes], schema: pa.Schema) -> tuple[pa.Table, list[tuple[int, Reason]]]:
+    rows, unread = [], []
+    for index, line in enumerate(lines):
+        row = _json_object(line)
+        if row is None or not all(_json_fits(row.get(field.name), field.type) for field in schema):
+            unread.append((index, NOT_AN_OBJECT if row is None else WRONG_TYPE))
+            row = {}
+        rows.append(row)
+    return pa.Table.from_pylist(rows, schema=schema), unread
 
 
 # ---------------------------------------------------------------------------------------
-# Bad-row policy and report
+# What a build leaves out
 # ---------------------------------------------------------------------------------------
 
 
 @dataclasses.dataclass
-class DropReport:
-    """Pairs left out of one split, by reason, with the first few places of each."""
+class SplitReport:
+    """What one split left out, by reason, with the first few places of each, and how many
+    upstream rows (pairs) it read."""
 
     split: str
-    bad: Counter = dataclasses.field(default_factory=Counter)
-    dropped: Counter = dataclasses.field(default_factory=Counter)
-    places: dict = dataclasses.field(default_factory=dict)
-    pairs_seen: int = 0
+    read: int = 0
+    left_out: Counter = dataclasses.field(default_factory=Counter)
+    places: dict[Reason, list[str]] = dataclasses.field(default_factory=dict)
 
     FIRST_PLACES = 5
 
-    def add(self, counter: Counter, reason: str, name: str, row: int) -> None:
-        counter[reason] += 1
-        if counter[reason] <= self.FIRST_PLACES:
-            self.places.setdefault(reason, []).append(f"{name} row {row}")
+    def add(self, reason: Reason, place: str, count: int = 1) -> None:
+        self.left_out[reason] += count
+        places = self.places.setdefault(reason, [])
+        if len(places) < self.FIRST_PLACES and place not in places:
+            places.append(place)
 
-    def merge(self, other: DropReport) -> None:
-        self.bad.update(other.bad)
-        self.dropped.update(other.dropped)
-        self.pairs_seen += other.pairs_seen
-        for reason, places in other.places.items():
-            mine = self.places.setdefault(reason, [])
-            mine.extend(places[: self.FIRST_PLACES - len(mine)])
+    def lines(self, malformed: bool) -> list[str]:
+        return [f"{reason}: {count} {reason.unit}(s) (first at {'; '.join(self.places[reason])})"
+                for reason, count in self.left_out.most_common() if (reason.kind == "malformed") == malformed]  # fmt: skip
 
-    def lines(self) -> list[str]:
-        return [
-            f"{reason}: {count} pair(s) (first at {'; '.join(self.places[reason])})"
-            for counter in (self.bad, self.dropped)
-            for reason, count in counter.most_common()
-        ]
+    def log(self, on_bad_rows: str) -> None:
+        malformed, others = self.lines(malformed=True), self.lines(malformed=False)
+        if malformed and on_bad_rows == "warn":
+            logger.warning(f"Left out malformed upstream data of split {self.split!r}:\n  " + "\n  ".join(malformed))
+        if others:
+            logger.info(f"Left out of split {self.split!r}:\n  " + "\n  ".join(others))
 
 
-def _handle_bad_pair(policy: str, report: DropReport | None, reason: str, name: str, row: int) -> None:
-    if policy == "error":
-        raise BadPair(f"{name}: row {row}: {reason} (on_bad_rows='error'; 'warn' or 'skip' leave such pairs out)")
-    report.add(report.bad, reason, name, row)
+# ---------------------------------------------------------------------------------------
+# The shuffle's files
+# ---------------------------------------------------------------------------------------
+
+#: Examples per window: the unit the shuffle writes, reads back and orders at once (about
+#: 40 MB at UltraFeedback's text lengths), so that memory holds one window, whatever the upstream.
+_WINDOW_EXAMPLES = 16_384
+#: Rows per table handed to datasets: its shards can only end between tables.
+_TABLE_ROWS = 512
 
 
-def _log_report(report: DropReport, policy: str) -> None:
-    if report.bad and policy == "warn":
-        logger.warning(
-            f"Left out {sum(report.bad.values())} bad pair(s) of split {report.split!r}:\n  "
-            + "\n  ".join(report.lines()[: len(report.bad)])
-        )
-    if report.dropped:
-        logger.info(
-            f"Left out {sum(report.dropped.values())} pair(s) of split {report.split!r} by option:\n  "
-            + "\n  ".join(report.lines()[len(report.bad) :])
-        )
+class _Spill:
+    """A folder of Arrow files, one per window of each split, where converted examples wait
+    while their order is decided; removed with the last reference to it (the split
+    generators of a build, or a stream)."""
+
+    def __init__(self, parent: str | None):
+        self.folder = tempfile.TemporaryDirectory(prefix="ufkto-shuffle-", dir=parent)
+        self.files: dict[str, tuple[pa.NativeFile, pa.ipc.RecordBatchFileWriter]] = {}
+
+    def __reduce__(self):
+        # Worker processes (num_proc) get the folder's name only: they never remove it.
+        return (str, (self.folder.name,))
+
+    def path(self, name: str) -> str:
+        return os.path.join(self.folder.name, name)
+
+    def write(self, name: str, table: pa.Table) -> None:
+        if name not in self.files:
+            sink = pa.OSFile(self.path(name), "wb")
+            self.files[name] = (sink, pa.ipc.new_file(sink, table.schema))
+        self.files[name][1].write_table(table)
+
+    def close(self) -> None:
+        for sink, writer in self.files.values():
+            writer.close()
+            sink.close()
+        self.files = {}
+
+
+def _read_window(path: str, order: pa.Array) -> pa.Table:
+    """The rows of a window file in ``order``: read whole (not memory-mapped), then taken."""
+    with pa.OSFile(path) as source:
+        return pa.ipc.open_file(source).read_all().combine_chunks().take(order)
+
+
+def _windows(prompt_keys: pa.Array, seed: int, count: int) -> pa.Array:
+    """The window of each prompt key, a hash of it and the seed: a prompt's rows share one."""
+    def uint64(value: int) -> pa.Scalar:
+        return pa.scalar(value, pa.uint64())
+
+    seed_key = int.from_bytes(hashlib.sha256(str(seed).encode()).digest()[:8], "little")
+    # Multiplying by an odd constant (wrapping) mixes the seed into the high bits, which pick the window.
+    mixed = pc.multiply(pc.bit_wise_xor(pc.cast(prompt_keys, pa.uint64(), safe=False), uint64(seed_key)),
+                        uint64(0x9E3779B97F4A7C15))  # fmt: skip
+    return pc.cast(pc.shift_right(pc.multiply(pc.shift_right(mixed, uint64(32)), uint64(count)), uint64(32)), pa.int64())
 
 
 # ---------------------------------------------------------------------------------------
@@ -955,10 +815,11 @@ class UltraFeedbackKTOConfig(datasets.BuilderConfig):
             Fraction of prompts in the ``test`` split, chosen by a stable hash of the prompt
             (see `split_of`); ``0`` gives ``train`` only. ``test_size=0.1``.
         order (`str`, defaults to ``"shuffled"``):
-            ``"shuffled"``: the whole upstream shuffled as one, then arranged so that no two
-            neighbouring rows share a prompt and every 8 consecutive rows hold both labels
-            (see `arrange`). ``"upstream"``: upstream order, chosen then rejected; neighbours
-            then share a prompt, which spoils the KL estimate of TRL's KTO trainer.
+            ``"shuffled"``: each split shuffled as a whole, then arranged so that no row shares
+            its prompt with its neighbours or its KL partner in a training batch, and every 8
+            consecutive rows hold both labels (see `arrange`). ``"upstream"``: upstream order,
+            chosen then rejected; neighbours then share a prompt, which spoils the KL estimate
+            of TRL's KTO trainer: for inspecting the conversion, not for training.
         seed (`int`, defaults to ``42``):
             Seed of the shuffle. The same seed gives the same order, streaming or not and
             with any ``num_proc``. ``seed=7``.
@@ -969,44 +830,28 @@ class UltraFeedbackKTOConfig(datasets.BuilderConfig):
             rating are left out.
         desirable_threshold (`float`, defaults to ``4.0``):
             With ``label_rule="absolute"``: the lowest rating (1 to 5) that is desirable.
+            ``desirable_threshold=4.5``.
         min_rating_margin (`float`, *optional*):
             Leave out pairs whose chosen rating exceeds the rejected one by less than this
             (and pairs with a missing rating). ``min_rating_margin=1.0``.
         max_pairs (`int`, *optional*):
             Read only the first N upstream pairs, for quick runs. ``max_pairs=1000``.
         on_bad_rows (`str`, defaults to ``"warn"``):
-            What to do with a malformed pair (empty prompt or completion, a conversation not
-            ending with an assistant turn, chosen and rejected differing before the last turn,
-            a prompt differing from the first user turn, rejected rated above chosen).
+            What to do with a malformed pair (see `convert_pairs` for the list).
             ``"warn"``: leave it out and log, at the end of each split, one line per reason
             with its count and first rows; ``"skip"``: leave it out silently; ``"error"``:
             stop at the first one, naming the file, row and reason. Problems with a file as a
             whole (missing, empty, unreadable, missing columns, wrong types) always stop the
             build before any row is written.
-        shuffle_bucket_pairs (`int`, defaults to ``8192``):
-            The unit of ``order="shuffled"``: pairs are hashed by prompt into
-            ``ceil(pairs / shuffle_bucket_pairs)`` buckets per split, and one bucket at a time
-            is arranged and written out (about 40 MB at UltraFeedback's text lengths). Each
-            bucket is a random draw from the whole upstream. ``shuffle_bucket_pairs=4096``.
-        shuffle_memory (`int`, defaults to ``32 * 2**20``):
-            Bytes of converted examples the shuffle holds in memory while it reads the
-            upstream. Once more are held, all of them are written to a file in
-            ``shuffle_dir``, so memory holds at most this plus one bucket being arranged,
-            however large the upstream grows. Small on purpose: where measured
-            (bench/README.md), writing the examples out took no longer than holding them in
-            fresh memory, and holding the whole real upstream (about 235 MiB) cost that much
-            more memory. ``shuffle_memory=0`` writes each batch as it comes, in many small
-            pieces (slower on large upstreams); builds with ``num_proc`` above 1 do so too, as
-            their workers read their buckets from the file. ``shuffle_memory=2**30``.
         shuffle_dir (`str`, *optional*):
-            Where examples beyond ``shuffle_memory`` wait during the shuffle; defaults to the
-            system temporary folder. On Linux a build frees their space bucket by bucket as it
-            writes them out; a stream keeps them until it is dropped, as it may be iterated
-            again. ``shuffle_dir="/scratch"``.
+            Where converted examples wait while each split's order is decided, about the size
+            of the dataset; the system temporary folder by default. ``shuffle_dir="/scratch"``.
 
-    With ``order="shuffled"`` every pair must be read before the first row can be placed, so
-    ``as_streaming_dataset`` reads the whole upstream once before it returns (about a second
-    at the real size); with ``order="upstream"`` streaming starts at once.
+    Whatever the options, each split keeps one example of each (prompt, completion, label):
+    duplicates are left out, and a (prompt, completion) found with both labels is left out
+    altogether, counted as contradictory. Every pair is read and converted before the first
+    row can be placed, so ``as_streaming_dataset`` reads the whole upstream once before it
+    yields (about a second at the real size).
 
     Example:
 
@@ -1026,8 +871,6 @@ class UltraFeedbackKTOConfig(datasets.BuilderConfig):
     min_rating_margin: float | None = None
     max_pairs: int | None = None
     on_bad_rows: Literal["error", "warn", "skip"] = "warn"
-    shuffle_bucket_pairs: int = 8_192
-    shuffle_memory: int = 32 * 2**20
     shuffle_dir: str | None = None
 
     def __post_init__(self):
@@ -1036,36 +879,30 @@ class UltraFeedbackKTOConfig(datasets.BuilderConfig):
 
     def check_options(self) -> None:
         """Raise ValueError naming the first option with a value outside its range."""
-        choices = {
-            "format": ("standard", "conversational"),
-            "order": ("shuffled", "upstream"),
-            "label_rule": ("pairwise", "absolute"),
-            "on_bad_rows": ("error", "warn", "skip"),
-        }
-        for option, allowed in choices.items():
+        for option, allowed in option_choices().items():
             if getattr(self, option) not in allowed:
                 raise ValueError(f"{option}={getattr(self, option)!r}: expected one of {', '.join(allowed)}")
         if not 0 <= self.test_size < 1:
             raise ValueError(f"test_size={self.test_size!r}: expected a fraction in [0, 1)")
         if self.max_pairs is not None and self.max_pairs < 1:
             raise ValueError(f"max_pairs={self.max_pairs!r}: expected a positive number of pairs")
-        if self.shuffle_bucket_pairs < 1:
-            raise ValueError(f"shuffle_bucket_pairs={self.shuffle_bucket_pairs!r}: expected a positive number")
-        if self.shuffle_memory < 0:
-            raise ValueError(f"shuffle_memory={self.shuffle_memory!r}: expected a number of bytes, 0 or more")
-        if self.shuffle_dir is not None and not os.path.isdir(self.shuffle_dir):
-            raise ValueError(f"shuffle_dir={self.shuffle_dir!r}: no such folder")
         if self.min_rating_margin is not None and self.min_rating_margin < 0:
             raise ValueError(f"min_rating_margin={self.min_rating_margin!r}: expected a non-negative rating gap")
+        if self.shuffle_dir is not None and not os.path.isdir(self.shuffle_dir):
+            raise ValueError(f"shuffle_dir={self.shuffle_dir!r}: no such folder")
+
+
+def option_choices() -> dict[str, tuple]:
+    """The allowed values of each option with a fixed set, read from its ``Literal`` type."""
+    hints = typing.get_type_hints(UltraFeedbackKTOConfig)
+    return {name: typing.get_args(hint) for name, hint in hints.items() if typing.get_origin(hint) is Literal}
 
 
 class UltraFeedbackKTO(datasets.ArrowBasedBuilder):
     """UltraFeedback preference pairs unpaired into KTO examples (see the module docstring).
 
     An `ArrowBasedBuilder`, the kind behind ``datasets``' own parquet and json loaders: it
-    hands Arrow tables to the writer. A ``GeneratorBasedBuilder`` encodes and writes one
-    example at a time, which alone took 2.15 s for the 121,834 rows of the real upstream,
-    against 0.24 s as tables (see bench/README.md).
+    hands Arrow tables to the writer rather than one example at a time.
     """
 
     BUILDER_CONFIG_CLASS = UltraFeedbackKTOConfig
@@ -1075,11 +912,9 @@ class UltraFeedbackKTO(datasets.ArrowBasedBuilder):
             name="default", version=VERSION, format="standard", description="prompt and completion as strings"
         ),
         UltraFeedbackKTOConfig(
-            name="conversational",
-            version=VERSION,
-            format="conversational",
+            name="conversational", version=VERSION, format="conversational",
             description="prompt and completion as message lists",
-        ),
+        ),  # fmt: skip
     ]
     DEFAULT_CONFIG_NAME = "default"
 
@@ -1087,90 +922,47 @@ class UltraFeedbackKTO(datasets.ArrowBasedBuilder):
         super().__init__(*args, **kwargs)
         # Options given with a named config are set on a copy of it, past __post_init__.
         self.config.check_options()
-        #: Pairs left out, per split. Shuffled builds fill it when the splits are planned, so
-        #: it is complete with any num_proc; upstream-order builds fill it as splits are
-        #: generated in this process.
-        self.drop_reports: dict[str, DropReport] = {}
-        # One folder per planning of the splits: a stream keeps reading its own while another
-        # is planned; they go when the build ends or with the builder.
-        self._spill_folders: list[tempfile.TemporaryDirectory] = []
-        self._num_proc: int | None = None  # of the build under way; streams have none
-        self._building = False
 
     def _info(self) -> datasets.DatasetInfo:
         return datasets.DatasetInfo(
             description=_DESCRIPTION,
             citation=CITATION,
-            homepage=_HOMEPAGE,
+            homepage=f"https://huggingface.co/datasets/{UPSTREAM_REPO}",
             license="mit",
             features=FEATURES[self.config.format],
         )
 
-    @property
-    def _options(self) -> dict:
-        config = self.config
-        return {"format": config.format, "label_rule": config.label_rule,
-                "desirable_threshold": config.desirable_threshold, "min_rating_margin": config.min_rating_margin}  # fmt: skip
-
     def _split_generators(self, dl_manager) -> list[datasets.SplitGenerator]:
         names = self._source_names(dl_manager)
         paths = dl_manager.download(names)
-        # Every file is checked, and counted, before any row is written.
-        counts = [inspect_source(name, path) for name, path in zip(names, paths, strict=True)]
-        splits = ["train"] + (["test"] if self.config.test_size > 0 else [])
-        if self.config.order == "upstream":
-            # Read lazily, split by split; shards are files, so num_proc > 1 reads them in
-            # parallel and still writes them in order.
-            first_rows = [sum(counts[:i]) for i in range(len(counts))]
-            shards = {"names": names, "paths": paths, "first_rows": first_rows}
-            present = self._splits_of_prompts(names, paths, splits)
-            return [
-                datasets.SplitGenerator(name=split, gen_kwargs={"split": split, **shards})
-                for split in self._splits_with_rows(splits, present)
-            ]
-        # The shuffle needs every pair first: one pass over the upstream for all splits
-        # puts each pair's examples in its bucket on disk. Shards are buckets, each
-        # arranged alone, so any num_proc writes the same rows in the same order.
-        pairs = min(sum(counts), self.config.max_pairs or math.inf)
-        # Buckets per split, from its expected share of the pairs: a test bucket holds as
-        # many pairs as a train bucket, enough to arrange.
-        share = {"train": 1 - self.config.test_size, "test": self.config.test_size}
-        num_buckets = {
-            split: max(1, math.ceil(pairs * share[split] / self.config.shuffle_bucket_pairs)) for split in share
-        }
-        buckets = self._partition(names, paths, num_buckets, splits)
-        splits = self._splits_with_rows(splits, {split for split in splits if buckets[split]})
-        return [
-            datasets.SplitGenerator(
-                name=split,
-                gen_kwargs={
-                    "split": split,
-                    "buckets": [bucket for _, bucket in buckets[split]],
-                    "bucket_ids": [bucket_id for bucket_id, _ in buckets[split]],
-                },
-            )  # fmt: skip
-            for split in splits
-        ]
-
-    def _splits_of_prompts(self, names, paths, splits: list[str]) -> set[str]:
-        """The splits some upstream prompt falls in; reading stops once every split is seen."""
-        present: set[str] = set()
-        for _, _, batch in self._upstream(names, paths):
-            present.update(split_of(p if isinstance(p, str) else "", self.config.test_size) for p in _prompts(batch))
-            if present >= set(splits):
-                break
-        return present
-
-    def _splits_with_rows(self, splits: list[str], present: set[str]) -> list[str]:
-        """The splits that hold rows; datasets has no empty splits, so the others are left out."""
-        if not present:
-            left_out = sum(((r.bad + r.dropped) for r in self.drop_reports.values()), Counter())
+        # Every file is checked before any row is read.
+        rows = sum(inspect_source(name, path) for name, path in zip(names, paths, strict=True))
+        rows = min(rows, self.config.max_pairs or rows)
+        shares = {"train": 1 - self.config.test_size, "test": self.config.test_size}
+        if self.config.order == "upstream":  # windows of consecutive upstream rows
+            shares = {split: 1 for split, share in shares.items() if share > 0}
+        windows = {split: max(1, math.ceil(2 * rows * share / _WINDOW_EXAMPLES)) for split, share in shares.items()
+                   if share > 0}  # fmt: skip
+        spill = _Spill(self.config.shuffle_dir)
+        keys, reports = self._convert(names, paths, spill, windows)
+        generators = []
+        for split in windows:
+            kept = _keep(keys[split], reports[split], names)
+            orders = self._orders(split, keys[split], kept)
+            reports[split].log(self.config.on_bad_rows)
+            files = [spill.path(f"{split}-{window}") for window, order in enumerate(orders) if len(order)]
+            if files:
+                gen_kwargs = {"windows": files, "orders": [order for order in orders if len(order)], "spill": spill}
+                generators.append(datasets.SplitGenerator(name=split, gen_kwargs=gen_kwargs))
+            else:
+                logger.warning(f"Split {split!r} has no rows (test_size={self.config.test_size}): it is left out")
+        if not generators:
+            left_out = sum((report.left_out for report in reports.values()), Counter())
             reasons = "; ".join(f"{reason}: {count}" for reason, count in left_out.most_common())
             raise UpstreamError(f"no pairs left to build from ({reasons or 'no pairs read'})")
-        for split in splits:
-            if split not in present:
-                logger.warning(f"Split {split!r} has no rows (test_size={self.config.test_size}): it is left out")
-        return [split for split in splits if split in present]
+        #: What each split left out, for the card (publish/).
+        self.reports = reports
+        return generators
 
     def _source_names(self, dl_manager) -> list[str]:
         if self.config.data_files:
@@ -1180,110 +972,110 @@ class UltraFeedbackKTO(datasets.ArrowBasedBuilder):
             datasets.data_files.DataFilesList.from_patterns([pattern], download_config=dl_manager.download_config)
         )
 
-    def _upstream(self, names, paths, first_rows=None) -> Iterator[tuple[str, int, pa.Table | list]]:
-        """``(file name, upstream row of the batch's first pair, batch)``, up to ``max_pairs``."""
-        limit = self.config.max_pairs or math.inf
-        row = 0
-        for name, path, first_row in zip(names, paths, first_rows or [None] * len(names), strict=True):
-            row = row if first_row is None else first_row
-            for batch in _read_ahead(read_batches(name, path)):
-                if row >= limit:
+    def _convert(self, names, paths, spill: _Spill, windows: dict[str, int]) -> tuple[dict, dict[str, SplitReport]]:
+        """Read and convert every upstream pair once, in upstream order, filing each example in
+        the spill under its split and window; return, per split and window, the keys of its
+        examples in the order they were filed (what the order is decided from), and per
+        split its report."""
+        splits = list(windows)
+        reports = {split: SplitReport(split) for split in splits}
+        keys: dict[str, list[list[pa.Table]]] = {split: [[] for _ in range(count)] for split, count in windows.items()}
+        try:
+            for name, first_row, batch, unread in self._upstream(names, paths):
+                # All False with test_size=0, when there is no test split.
+                tests = _is_test(batch.column("prompt"), self.config.test_size)
+                in_split = [splits[test] for test in tests.to_pylist()]
+                converted = convert_pairs(batch, self.config)
+                # An unread row is all nulls in the batch: its reason is the reading's.
+                unread_rows = {row for row, _ in unread}
+                refused = [(row, reason) for row, reason in converted.left_out if row not in unread_rows]
+                for row, reason in sorted(unread + refused, key=lambda item: item[0]):
+                    self._leave_out(reports[in_split[row]], reason, name, first_row + row)
+                for split in splits:
+                    reports[split].read += in_split.count(split)
+                examples = converted.examples
+                row = pc.add(examples.column("_row"), first_row)
+                test = tests.take(examples.column("_row"))
+                for split in splits:
+                    mine = pc.indices_nonzero(pc.equal(test, split == "test"))
+                    count = windows[split]
+                    if self.config.order == "upstream":
+                        of_mine = pc.min_element_wise(pc.divide(row.take(mine), _WINDOW_EXAMPLES // 2), count - 1)
+                    else:
+                        of_mine = _windows(examples.column("_prompt_key").take(mine), self.config.seed, count)
+                    by_window = pc.sort_indices(of_mine)
+                    mine, of_mine = mine.take(by_window), of_mine.take(by_window)
+                    filed = examples.take(mine)
+                    offset = 0
+                    for group in pc.value_counts(of_mine).to_pylist():
+                        part = filed.slice(offset, group["counts"])
+                        offset += group["counts"]
+                        spill.write(f"{split}-{group['values']}", part.select(FEATURES["conversational"].arrow_schema.names))
+                        keys[split][group["values"]].append(pa.table({
+                            "prompt_key": part.column("_prompt_key"), "completion_key": part.column("_completion_key"),
+                            "label": part.column("label"), "row": row.take(mine).slice(offset - group["counts"], group["counts"]),
+                            "rank": part.column("_rank"), "file": pa.array([names.index(name)] * len(part), pa.int32()),
+                        }))  # fmt: skip
+        finally:
+            spill.close()
+        return {split: [pa.concat_tables(tables) if tables else None for tables in per_window]
+                for split, per_window in keys.items()}, reports  # fmt: skip
+
+    def _upstream(self, names, paths) -> Iterator[tuple[str, int, pa.Table, list]]:
+        """``(file name, row of the batch in its file, batch, its unread rows)``, up to ``max_pairs``."""
+        left = self.config.max_pairs or math.inf
+        for name, path in zip(names, paths, strict=True):
+            row = 0
+            for batch, unread in read_batches(name, path):
+                if left <= 0:
                     return
-                batch = _head(batch, int(min(len(batch), limit - row)))
-                yield name, row, batch
+                if len(batch) > left:
+                    batch, unread = batch.slice(0, int(left)), [(r, why) for r, why in unread if r < left]
+                yield name, row, batch, unread
                 row += len(batch)
+                left -= len(batch)
 
-    def _left_out(self, reports: dict[str, DropReport], pair_splits: list[str], converted: ConvertedBatch,
-                  name: str, row_in_file: int) -> None:  # fmt: skip
-        """Count the pairs left out of a batch in their split's report, in upstream order.
+    def _leave_out(self, report: SplitReport, reason: Reason, name: str, row: int) -> None:
+        if reason.kind == "malformed" and self.config.on_bad_rows == "error":
+            raise BadRowError(f"{name}: row {row}: {reason} (on_bad_rows='error'; 'warn' or 'skip' leave such pairs out)")
+        report.add(reason, f"{name} row {row}")
 
-        Splits missing from ``reports`` are another generator's to count; with
-        ``on_bad_rows="error"`` every split's bad pairs stop the build, so the first bad pair
-        of the upstream is the one named, whichever split it belongs to.
-        """
-        for row, kind, reason in converted.left_out:
-            place = row_in_file + row
-            report = reports.get(pair_splits[row])
-            if kind == "bad" and (report is not None or self.config.on_bad_rows == "error"):
-                _handle_bad_pair(self.config.on_bad_rows, report, reason, name, place)
-            elif report is not None:
-                report.add(report.dropped, reason, name, place)
+    def _orders(self, split: str, keys: list[pa.Table | None], kept: list[list[int]]) -> list[pa.Array]:
+        """The order of each window: its kept rows (`_keep`) in the order they are written."""
+        total = sum(map(len, kept))
+        rng = random.Random(f"{self.config.seed}/{split}")
+        orders, start, run = [], 0, (None, 0)
+        for window, rows in zip(keys, kept, strict=True):
+            if not rows:
+                orders.append(pa.array([], pa.int64()))
+                continue
+            if self.config.order == "upstream":
+                order = window.take(rows).append_column("index", pa.array(rows))
+                order = order.sort_by([("file", "ascending"), ("row", "ascending"), ("rank", "ascending")])
+                orders.append(order.column("index").combine_chunks())
+                continue
+            prompt_keys, labels = window.column("prompt_key").to_pylist(), window.column("label").to_pylist()
+            arranged = arrange([prompt_keys[row] for row in rows], [labels[row] for row in rows], rng,
+                               start=start, rows=total, run=run)  # fmt: skip
+            order = [rows[index] for index in arranged]
+            run = _last_run([labels[row] for row in order], run)
+            start += len(order)
+            orders.append(pa.array(order, pa.int64()))
+        return orders
 
-    def _partition(self, names, paths, num_buckets: dict[str, int], splits: list[str]) -> dict[str, list]:
-        """Convert every pair and file its examples by split and bucket.
-
-        Returns, per split, ``(bucket, _Bucket)`` in bucket order.
-        """
-        config = self.config
-        reports = {split: DropReport(split=split) for split in splits}
-        # A build reads each bucket once; a stream may be iterated again.
-        shuffle = _Shuffle(FEATURES[config.format].arrow_schema, self._shuffle_memory(), self._spill_folder,
-                           read_once=self._building)  # fmt: skip
-        file_starts = {}
-        for name, first_row, batch in self._upstream(names, paths):
-            prompt_ids, pair_splits, codes = _shuffle_keys(_prompts(batch), config.test_size, config.seed, num_buckets)
-            file_starts.setdefault(name, first_row)
-            converted = convert_batch(batch, **self._options, prompt_ids=prompt_ids)
-            for split in splits:
-                reports[split].pairs_seen += pair_splits.count(split)
-            self._left_out(reports, pair_splits, converted, name, first_row - file_starts[name])
-            examples = converted.examples
-            shuffle.add(
-                pc.take(pa.array(codes, pa.int64()), examples.column("_row")), examples.drop_columns(["_row", "_side"])
-            )
-        buckets = shuffle.close()
-        for split, report in reports.items():
-            _log_report(report, config.on_bad_rows)
-            self.drop_reports[split] = report
-        return {
-            split: [(code // 2, bucket) for code, bucket in buckets.items() if code % 2 == (split == "test")]
-            for split in splits
-        }
-
-    def _shuffle_memory(self) -> int:
-        # Worker processes get their buckets pickled: from disk, not through a pipe.
-        return 0 if (self._num_proc or 1) > 1 else self.config.shuffle_memory
-
-    def _spill_folder(self) -> str:
-        folder = tempfile.TemporaryDirectory(prefix="ufkto-shuffle-", dir=self.config.shuffle_dir)
-        self._spill_folders.append(folder)
-        return folder.name
-
-    def _generate_tables(self, split, buckets=None, bucket_ids=None, names=None, paths=None, first_rows=None):
-        tables = (self._tables_in_upstream_order(split, names, paths, first_rows) if buckets is None
-                  else self._tables_of_buckets(split, buckets, bucket_ids))  # fmt: skip
-        yield from tables
-
-    def _tables_of_buckets(self, split, buckets, bucket_ids):
-        for bucket_id, bucket in zip(bucket_ids, buckets, strict=True):
-            examples = bucket.read()
-            rng = random.Random(f"{self.config.seed}/{split}/{bucket_id}")
-            order = arrange(examples.column("prompt_id").to_pylist(), examples.column("label").to_pylist(), rng)
-            for start in range(0, len(order), _TABLE_ROWS):
-                yield _key(bucket_id, start), examples.take(pa.array(order[start : start + _TABLE_ROWS], pa.int64()))
-            del examples  # and with it the last reference to the spill's pages
-            bucket.release()
-
-    def _tables_in_upstream_order(self, split, names, paths, first_rows):
-        report = DropReport(split=split)
-        file_starts = dict(zip(names, first_rows, strict=True))
-        for batch_index, (name, first_row, batch) in enumerate(self._upstream(names, paths, first_rows)):
-            pair_splits = [split_of(prompt if isinstance(prompt, str) else "", self.config.test_size)
-                           for prompt in _prompts(batch)]  # fmt: skip
-            rows = [i for i, pair_split in enumerate(pair_splits) if pair_split == split]
-            report.pairs_seen += len(rows)
-            converted = convert_batch(batch, **self._options)
-            self._left_out({split: report}, pair_splits, converted, name, first_row - file_starts[name])
-            examples = converted.in_pair_order()
-            keep = pc.is_in(examples.column("_row"), pa.array(rows, pa.int64()))
-            yield _key(names.index(name), batch_index), examples.filter(keep).drop_columns(["_row"])
-        _log_report(report, self.config.on_bad_rows)
-        self.drop_reports.setdefault(split, DropReport(split=split)).merge(report)
+    def _generate_tables(self, windows: list[str], orders: list[pa.Array], spill=None) -> Iterator[tuple[Any, pa.Table]]:
+        # ``spill`` is only there to keep the window files while the split is generated.
+        for window, (path, order) in enumerate(zip(windows, orders, strict=True)):
+            rows = _read_window(path, order)
+            if self.config.format == "standard":
+                rows = standard_from_conversational(rows)
+            for start in range(0, rows.num_rows, _TABLE_ROWS):
+                yield _key(window, start), rows.slice(start, _TABLE_ROWS)
 
     def _get_examples_iterable_for_split(self, split_generator):
-        # Streaming. datasets re-slices an Arrow-based iterable into one-row tables and turns
-        # each into a dict (about 30 us a row: 34,000 examples/s at best). Our tables already
-        # have the declared features, so rows are made in bulk and marked as typed.
+        # Streaming. datasets turns an Arrow-based builder's tables into one-row tables and
+        # encodes and decodes each row again (about 50,000 rows/s here, bench/README.md). Our
+        # tables already have the declared features: rows are made in bulk, marked as typed.
         return _TypedExamplesIterable(self._generate_rows, split_generator.gen_kwargs)
 
     def _generate_rows(self, **gen_kwargs) -> Iterator[tuple[str, dict]]:
@@ -1291,21 +1083,47 @@ class UltraFeedbackKTO(datasets.ArrowBasedBuilder):
             for index, row in enumerate(table.to_pylist()):
                 yield f"{key}/{index}", row
 
-    def _download_and_prepare(self, dl_manager, verification_mode, **prepare_splits_kwargs):
-        before = len(self._spill_folders)
-        self._num_proc = prepare_splits_kwargs.get("num_proc")
-        self._building = True
-        try:
-            super()._download_and_prepare(dl_manager, verification_mode, **prepare_splits_kwargs)
-        finally:
-            self._num_proc, self._building = None, False
-            # This build's spill is only needed while its splits are written.
-            for folder in self._spill_folders[before:]:
-                folder.cleanup()
-            del self._spill_folders[before:]
+
+def _last_run(labels: list[bool], before: tuple[bool | None, int]) -> tuple[bool | None, int]:
+    """``(label, length)`` of the run of labels that ``labels`` end with, continuing ``before``."""
+    length = next((count for count, label in enumerate(reversed(labels)) if label != labels[-1]), len(labels))
+    return (labels[-1], length + (before[1] if length == len(labels) and before[0] == labels[-1] else 0))
 
 
-_TABLE_ROWS = 512  # rows per table handed to datasets: its shards can only end between tables
+def _keep(windows: list[pa.Table | None], report: SplitReport, names: list[str]) -> list[list[int]]:
+    """The rows of each window of a split that the split keeps: the first in upstream order of
+    each (prompt, completion, label), and none of a (prompt, completion) found with both
+    labels. The others are counted in ``report``."""
+    if all(window is None for window in windows):
+        return [[] for _ in windows]
+    keys = pa.concat_tables([
+        window.append_column("window", pa.array([number] * len(window), pa.int32()))
+              .append_column("index", pa.array(range(len(window)), pa.int64()))
+        for number, window in enumerate(windows) if window is not None
+    ])  # fmt: skip
+    rows = keys.append_column("at", pa.array(range(len(keys)), pa.int64()))
+    grouped = rows.group_by(["prompt_key", "completion_key"], use_threads=False).aggregate(
+        [("at", "list"), ("label", "min"), ("label", "max")]
+    )
+    repeated = grouped.filter(pc.greater(pc.list_value_length(grouped.column("at_list")), 1))
+    dropped = set()
+    for group in repeated.to_pylist():
+        # Upstream order: file, row, then place among the row's examples.
+        first, *others = sorted(group["at_list"], key=lambda at: (keys["file"][at].as_py(), keys["row"][at].as_py(),
+                                                                    keys["rank"][at].as_py()))  # fmt: skip
+        place = f"{names[keys['file'][first].as_py()]} row {keys['row'][first].as_py()}"
+        if group["label_min"] != group["label_max"]:
+            dropped.update([first, *others])
+            report.add(CONTRADICTORY, place, 1 + len(others))
+        else:
+            dropped.update(others)
+            report.add(DUPLICATE, f"{names[keys['file'][others[0]].as_py()]} row {keys['row'][others[0]].as_py()}",
+                       len(others))  # fmt: skip
+    kept: list[list[int]] = [[] for _ in windows]
+    for at, (window, index) in enumerate(zip(keys["window"].to_pylist(), keys["index"].to_pylist(), strict=True)):
+        if at not in dropped:
+            kept[window].append(index)
+    return kept
 
 
 class _TypedExamplesIterable(datasets.iterable_dataset.ExamplesIterable):
@@ -1320,178 +1138,3 @@ def _key(shard: int, batch: int):
     """The key ``datasets`` expects with a table: a `Key` from 4.0 on, any string before."""
     key_class = getattr(datasets.builder, "Key", None)
     return key_class(shard, batch) if key_class else f"{shard}_{batch}"
-
-
-class _Shuffle:
-    """The partition pass's examples, grouped by code (split and bucket) as they come.
-
-    Each record batch of examples is grouped by code with one take and held in memory, by
-    slices. Once more than ``memory_limit`` bytes are held, all of them are written out, one
-    record batch per code (the larger, the cheaper to write and gather back), to a single
-    Arrow IPC file in ``folder()``, made only when first needed. A bucket is then its
-    spilled record batches followed by its held slices: the order its examples came in,
-    whatever was spilled, so every memory limit gives the same rows in the same order.
-    """
-
-    def __init__(self, schema: pa.Schema, memory_limit: int, folder, read_once: bool = False):
-        self.schema = schema
-        self.memory_limit = memory_limit
-        self.folder = folder
-        self.read_once = read_once
-        self.path: str | None = None
-        self.sink = None
-        self.writer = None
-        self.written = 0  # record batches in the spill file
-        #: Per code, its slices held in memory, in the order they came.
-        self.held: dict[int, list[pa.RecordBatch]] = {}
-        self.held_bytes = 0
-        #: Per code, its record batches in the spill file and the bytes each takes there.
-        self.spilled: dict[int, list[int]] = {}
-        self.spans: dict[int, list[tuple[int, int]]] = {}
-
-    def add(self, codes: pa.Array, examples: pa.Table) -> None:
-        """File ``examples``, the example in row ``i`` under ``codes[i]``."""
-        start, previous = 0, None
-        for batch in examples.to_batches():
-            batch_codes = codes.slice(start, batch.num_rows)
-            start += batch.num_rows
-            if not batch.num_rows:
-                continue
-            order = pc.sort_indices(batch_codes)  # stable: arrival order within a code
-            columns = []
-            for index, column in enumerate(batch.columns):
-                # The two sides of a pair share their prompt arrays: they are copied once.
-                if previous and _same_array(column, previous[0][index]) and order.equals(previous[1]):
-                    columns.append(previous[2][index])
-                else:
-                    columns.append(column.take(order))
-                    self.held_bytes += columns[-1].nbytes
-            previous = (batch.columns, order, columns)
-            grouped = pa.RecordBatch.from_arrays(columns, schema=self.schema)
-            offset = 0
-            for group in sorted(pc.value_counts(batch_codes).to_pylist(), key=lambda group: group["values"]):
-                self.held.setdefault(group["values"], []).append(grouped.slice(offset, group["counts"]))
-                offset += group["counts"]
-        if self.held_bytes > self.memory_limit:
-            self._spill()
-
-    def _spill(self) -> None:
-        if self.writer is None:
-            self.path = os.path.join(self.folder(), "examples.arrow")
-            self.sink = pa.OSFile(self.path, "wb")
-            self.writer = pa.ipc.new_file(self.sink, self.schema)
-            # The writer writes the file's header with the first batch: an empty one goes
-            # first, so that the header shares no bytes with a bucket's, which are punched.
-            self.writer.write_batch(pa.record_batch([pa.array([], field.type) for field in self.schema], self.schema))
-            self.written = 1
-        # All of it: the codes of a batch share its buffers, so only writing every code's
-        # slices gives the memory back.
-        for code, pieces in sorted(self.held.items()):
-            start = self.sink.tell()
-            self.writer.write_table(pa.Table.from_batches(pieces, self.schema).combine_chunks())
-            self.spans.setdefault(code, []).append((start, self.sink.tell()))
-            self.spilled.setdefault(code, []).append(self.written)
-            self.written += 1
-        self.held, self.held_bytes = {}, 0
-
-    def close(self) -> dict[int, _Bucket]:
-        """Finish the spill file; return every code's bucket."""
-        if self.writer is not None:
-            self.writer.close()
-            self.sink.close()
-        return {
-            code: _Bucket(
-                self.path,
-                self.spilled.get(code, []),
-                self.held.get(code, []),
-                self.schema,
-                self.spans.get(code, []) if self.read_once else [],
-            )  # fmt: skip
-            for code in sorted(set(self.held) | set(self.spilled))
-            if self.held.get(code) or self.spilled.get(code)
-        }
-
-
-def _same_array(a: pa.Array, b: pa.Array) -> bool:
-    """Whether two arrays are views of the same memory (not merely equal)."""
-    return (a.type == b.type and a.offset == b.offset and len(a) == len(b)
-            and [x and x.address for x in a.buffers()] == [x and x.address for x in b.buffers()])  # fmt: skip
-
-
-@dataclasses.dataclass
-class _Bucket:
-    """One bucket's examples: record batches of the spill file, then groups held in memory."""
-
-    spill: str | None
-    spilled: list[int]
-    held: list[pa.RecordBatch]
-    schema: pa.Schema
-    #: Where its spilled batches lie in the spill file, when it is read only once (a build).
-    spans: list[tuple[int, int]] = dataclasses.field(default_factory=list)
-
-    def read(self) -> pa.Table:
-        """The bucket's examples in the order they came, as one contiguous table."""
-        pieces = []
-        if self.spilled:
-            # Arrow's own memory map: spilled batches are read without a copy, and the
-            # mapping goes, with the pages it brought into this process, once they are
-            # combined below and dropped.
-            with pa.memory_map(self.spill) as source:
-                reader = pa.ipc.open_file(source)
-                pieces = [reader.get_batch(index) for index in self.spilled]
-        return pa.Table.from_batches(pieces + self.held, self.schema).combine_chunks()
-
-    def release(self) -> None:
-        """Drop the bucket's spilled bytes, once read and no longer referenced.
-
-        They are mostly still in the page cache, unwritten: punching them out frees those
-        pages without writing them back, and the build's next writes (its cache files) reuse
-        them at once. Left alone, at 10x the real upstream, the build wrote its cache into
-        fresh pages after the spill's and spent 9-17 s in the kernel instead of 2 s
-        (bench/README.md).
-        """
-        if self.spans:
-            _punch_holes(self.spill, self.spans)
-            self.spans = []
-
-
-def _punch_holes(path: str, spans: list[tuple[int, int]]) -> bool:
-    """Deallocate the whole blocks within each ``(start, end)`` byte span of a file, if the
-    system can (Linux ``fallocate``); neighbouring bytes are never touched. Whether it could."""
-    fallocate = _fallocate()
-    if fallocate is None:
-        return False
-    fd = os.open(path, os.O_RDWR)
-    try:
-        block = os.fstat(fd).st_blksize
-        for start, end in spans:
-            first, last = -(-start // block) * block, end // block * block
-            if last > first and fallocate(fd, _FALLOC_FL_PUNCH_HOLE | _FALLOC_FL_KEEP_SIZE, first, last - first):
-                # A file system without holes, say: only the saving is lost.
-                logger.debug(f"{path}: cannot punch holes ({os.strerror(ctypes.get_errno())}); kept whole")
-                return False
-    finally:
-        os.close(fd)
-    return True
-
-
-_FALLOC_FL_KEEP_SIZE, _FALLOC_FL_PUNCH_HOLE = 0x01, 0x02  # linux/falloc.h
-
-
-@functools.cache
-def _fallocate():
-    """The C library's ``fallocate``: Python's ``os`` has only ``posix_fallocate``, which cannot punch."""
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-    except OSError:
-        return None
-    # fallocate64 takes 64-bit offsets everywhere; plain fallocate only where off_t is 64-bit.
-    fallocate = getattr(libc, "fallocate64", None)
-    if fallocate is None and ctypes.sizeof(ctypes.c_long) == 8:
-        fallocate = getattr(libc, "fallocate", None)
-    if fallocate is None:
-        return None
-    fallocate.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64]
-    return fallocate

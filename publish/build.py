@@ -34,7 +34,7 @@ from publish.stats import SplitStats, split_stats
 from ultrafeedback_kto import (
     FEATURES,
     UPSTREAM_REPO,
-    BadPair,
+    BadRowError,
     UltraFeedbackKTO,
     UltraFeedbackKTOConfig,
     UpstreamError,
@@ -262,7 +262,7 @@ def _write_configs(configs: list[str], data_files, options: dict, partial: Path,
             raise _builder_failure(error) from None
         files = {split: [f["filename"] for f in split_dataset.cache_files] for split, split_dataset in dataset.items()}
         del dataset
-        stats = [split_stats(split, _stat_columns(files[split]), builder.drop_reports.get(split)) for split in files]
+        stats = [split_stats(split, _stat_columns(files[split]), builder.reports.get(split)) for split in files]
         writes = {
             built_config: functools.partial(_write_shards, files, partial / DATA_DIRS[built_config], builder.info)
         }
@@ -333,7 +333,7 @@ def _builder_failure(error: Exception) -> PublishError:
     """The one-line cause of a failed builder run (datasets wraps it in its own error)."""
     cause: BaseException | None = error
     while cause is not None:
-        if isinstance(cause, (UpstreamError, BadPair, FileNotFoundError, ValueError)):
+        if isinstance(cause, (UpstreamError, BadRowError, FileNotFoundError, ValueError)):
             return PublishError(" ".join(str(cause).split()))
         cause = cause.__cause__ or cause.__context__
     return PublishError(f"the build failed: {type(error).__name__}: {' '.join(str(error).split())}")
@@ -398,13 +398,11 @@ def _summarize(out: Path, stats: list[SplitStats], seconds: float) -> None:
     lines = [f"built {out} in {seconds:.1f} s"]
     for s in stats:
         lines.append(f"  {s.name}: {s.rows:,} rows ({s.desirable:,} desirable, {s.undesirable:,} undesirable)")
-    left_out = {}
+    left_out: dict[tuple[str, str], int] = {}
     for s in stats:
-        for reason, count in {**s.bad_pairs, **s.dropped_pairs}.items():
-            left_out[reason] = left_out.get(reason, 0) + count
-    if left_out:
-        lines.append(f"  pairs left out: {sum(left_out.values()):,}")
-        lines += [f"    {reason}: {count:,}" for reason, count in sorted(left_out.items(), key=lambda x: -x[1])]
-    else:
-        lines.append("  pairs left out: none")
+        for item in s.left_out:
+            left_out[item.reason, item.unit] = left_out.get((item.reason, item.unit), 0) + item.count
+    lines.append("  left out:" + ("" if left_out else " nothing"))
+    lines += [f"    {reason}: {count:,} {unit}(s)"
+              for (reason, unit), count in sorted(left_out.items(), key=lambda item: -item[1])]  # fmt: skip
     print("\n".join(lines), flush=True)

@@ -178,7 +178,7 @@ def _statistics(stats: list[SplitStats]) -> str:
                     _n(s.desirable),
                     _n(s.undesirable),
                     "" if s.pairs_read is None else _n(s.pairs_read),
-                    _n(sum(s.bad_pairs.values()) + sum(s.dropped_pairs.values())),
+                    _n(sum(item.count for item in s.left_out if item.unit == "pair")),
                 ]
                 for s in stats
             ],
@@ -197,10 +197,10 @@ def _statistics(stats: list[SplitStats]) -> str:
             ]
         parts.append("\n" + _counts_table("model", models))
         parts.append("\n" + _counts_table("average_rating", s.by_rating))
-        left_out = [[reason, _n(count), "malformed"] for reason, count in s.bad_pairs.items()]
-        left_out += [[reason, _n(count), "by option"] for reason, count in s.dropped_pairs.items()]
+        kinds = {"malformed": "malformed", "option": "by option", "rule": "by rule"}
+        left_out = [[item.reason, _n(item.count), f"{item.unit}s", kinds[item.kind]] for item in s.left_out]
         parts.append(
-            "\nPairs left out: " + ("none." if not left_out else "\n\n" + _table(["reason", "pairs", "kind"], left_out))
+            "\nLeft out: " + ("nothing." if not left_out else "\n\n" + _table(["reason", "count", "of", "kind"], left_out))
         )
     return "\n".join(parts) + "\n"
 

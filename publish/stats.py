@@ -2,7 +2,7 @@
 
 Everything here is a pure function of the Arrow table of a split (any config: the columns
 ``label``, ``source``, ``model`` and ``average_rating`` are the same in both) and the
-builder's report of the pairs it left out.
+builder's report of what it left out.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from collections.abc import Iterable
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ultrafeedback_kto import DropReport
+from ultrafeedback_kto import SplitReport
 
 #: Rating bands of the distribution table; ratings are means of four 1-5 scores.
 RATING_BANDS = [(1.0, 2.0), (2.0, 3.0), (3.0, 4.0), (4.0, 5.0), (5.0, 5.0)]
@@ -34,6 +34,17 @@ class LabelCounts:
 
 
 @dataclasses.dataclass
+class LeftOut:
+    """What a split left out for one reason: ``count`` of ``unit`` (pair, example, ...);
+    ``kind`` is malformed, option or rule (see ``ultrafeedback_kto.Reason``)."""
+
+    reason: str
+    count: int
+    unit: str
+    kind: str
+
+
+@dataclasses.dataclass
 class SplitStats:
     name: str
     rows: int
@@ -43,8 +54,7 @@ class SplitStats:
     by_model: list[LabelCounts]
     by_rating: list[LabelCounts]
     pairs_read: int | None = None
-    bad_pairs: dict[str, int] = dataclasses.field(default_factory=dict)
-    dropped_pairs: dict[str, int] = dataclasses.field(default_factory=dict)
+    left_out: list[LeftOut] = dataclasses.field(default_factory=list)
 
 
 def _count(counts: dict, table: pa.Table, column, name_of, key_of=None) -> None:
@@ -80,7 +90,7 @@ def _band(rating: float | None) -> str:
     return f"{rating} (outside 1 to 5)"
 
 
-def split_stats(name: str, tables: pa.Table | Iterable[pa.Table], report: DropReport | None = None) -> SplitStats:
+def split_stats(name: str, tables: pa.Table | Iterable[pa.Table], report: SplitReport | None = None) -> SplitStats:
     """Statistics of a split given as one table or as pieces (counted one at a time)."""
     rows = desirable = 0
     sources: dict = {}
@@ -105,9 +115,9 @@ def split_stats(name: str, tables: pa.Table | Iterable[pa.Table], report: DropRe
         + [group for band, group in ratings.items() if band not in band_order],
     )
     if report is not None:
-        stats.pairs_read = report.pairs_seen
-        stats.bad_pairs = dict(report.bad.most_common())
-        stats.dropped_pairs = dict(report.dropped.most_common())
+        stats.pairs_read = report.read
+        stats.left_out = [LeftOut(reason.text, count, reason.unit, reason.kind)
+                          for reason, count in report.left_out.most_common()]  # fmt: skip
     return stats
 
 

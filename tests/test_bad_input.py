@@ -140,7 +140,7 @@ def test_warn_leaves_bad_pairs_out_and_reports_each_reason(tmp_path, pairs, capl
         built = build(tmp_path / "cache", path, test_size=0)
     assert built["train"].num_rows == 2 * (200 - len(bad))
     report = "\n".join(r.getMessage() for r in caplog.records if r.levelno == logging.WARNING)
-    assert f"Left out {len(bad)} bad pair(s) of split 'train'" in report
+    assert "Left out malformed upstream data of split 'train':" in report
     assert f"empty or missing completion: 2 pair(s) (first at {path} row 7; {path} row 20)" in report
     for row, reason in bad.items():
         assert f"{reason}: " in report and f"{path} row {row}" in report
@@ -178,12 +178,13 @@ def test_builder_keeps_a_report_of_left_out_pairs(tmp_path, pairs):
     path, bad = bad_rows_file(tmp_path, pairs)
     builder = make_builder(tmp_path / "cache", path, test_size=0, min_rating_margin=0.5)
     builder.download_and_prepare()
-    report = builder.drop_reports["train"]
-    assert report.pairs_seen == 200
-    assert sum(report.bad.values()) == len(bad)
-    assert report.bad["empty or missing completion"] == 2
-    assert report.dropped["rating margin below min_rating_margin"] > 0
-    assert builder.as_dataset()["train"].num_rows == 2 * (200 - len(bad) - sum(report.dropped.values()))
+    report = builder.reports["train"]
+    assert report.read == 200
+    malformed = {reason.text: count for reason, count in report.left_out.items() if reason.kind == "malformed"}
+    by_option = {reason.text: count for reason, count in report.left_out.items() if reason.kind == "option"}
+    assert sum(malformed.values()) == len(bad) and malformed["empty or missing completion"] == 2
+    assert by_option["rating margin below min_rating_margin"] > 0
+    assert builder.as_dataset()["train"].num_rows == 2 * (200 - len(bad) - sum(by_option.values()))
 
 
 @pytest.mark.parametrize("order", ["shuffled", "upstream"])
@@ -215,6 +216,6 @@ def test_wrong_typed_json_values_are_bad_pairs(tmp_path, pairs, caplog):
     assert built["train"].num_rows == 2 * (200 - 4)
     report = caplog.text
     assert "not a JSON object: 1 pair(s)" in report
-    assert "malformed value (a rating that is not a number, or a source or model that is not text): 3 pair(s)" in report
+    assert "a value of the wrong type: 3 pair(s)" in report
     for row in (5, 6, 9):
         assert f"{path} row {row}" in report

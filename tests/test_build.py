@@ -89,8 +89,8 @@ def test_summary_reports_rows_drops_and_time(tmp_path, capsys):
                                   cache_dir=str(tmp_path / "c"))["train"]  # fmt: skip
     desirable = sum(built["label"])
     assert f"({desirable:,} desirable, {built.num_rows - desirable:,} undesirable)" in printed
-    assert f"pairs left out: {len(bad)}" in printed
-    assert "empty or missing completion: 2" in printed
+    assert "left out:\n" in printed and "    empty or missing completion: 2 pair(s)" in printed
+    assert sum(int(n) for n in re.findall(r"^    .*: (\d+) pair\(s\)$", printed, flags=re.M)) == len(bad)
 
 
 def test_rebuild_replaces_its_own_folder(tmp_path):

@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import collections
-import os
-import random
+import gc
 
 import datasets
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-import ultrafeedback_kto
 from publish.sample import generate_table, write_upstream
 from tests.conftest import build, make_builder, stream
 from tests.trl_reference import trl_examples
+import ultrafeedback_kto
 from ultrafeedback_kto import order_problems, prompt_id, render_prompt, split_of
 
 
@@ -73,8 +72,7 @@ def test_test_size_zero_gives_train_only(tmp_path, upstream_2k):
 
 
 def test_default_order_is_fit_for_kto_on_10k_pairs(tmp_path, upstream_10k):
-    # Small buckets so that the 10,000 pairs are shuffled in several of them.
-    built = build(tmp_path, upstream_10k, shuffle_bucket_pairs=3_000)
+    built = build(tmp_path, upstream_10k)
     for dataset in built.values():
         assert order_problems(dataset["prompt_id"], dataset["label"]) == []
     # Shuffled as one: the upstream position of neighbouring rows is unrelated.
@@ -84,21 +82,21 @@ def test_default_order_is_fit_for_kto_on_10k_pairs(tmp_path, upstream_10k):
 
 
 def test_absolute_labels_keep_order_properties(tmp_path, upstream_10k):
-    built = build(tmp_path, upstream_10k, label_rule="absolute", desirable_threshold=4.0, shuffle_bucket_pairs=4_000)
+    built = build(tmp_path, upstream_10k, label_rule="absolute", desirable_threshold=4.0)
     labels = built["train"]["label"]
     assert 0.25 < sum(labels) / len(labels) < 0.75
     assert order_problems(built["train"]["prompt_id"], labels) == []
 
 
 def test_streaming_gives_the_same_rows_in_the_same_order(tmp_path, upstream_2k):
-    built = build(tmp_path / "a", upstream_2k, shuffle_bucket_pairs=500)
+    built = build(tmp_path / "a", upstream_2k)
     for split in ("train", "test"):
-        assert stream(tmp_path / "b", upstream_2k, split, shuffle_bucket_pairs=500) == built[split].to_list()
+        assert stream(tmp_path / "b", upstream_2k, split) == built[split].to_list()
 
 
 def test_num_proc_2_gives_the_same_rows_in_the_same_order(tmp_path, upstream_2k):
-    one = build(tmp_path / "a", upstream_2k, shuffle_bucket_pairs=500)
-    two = build(tmp_path / "b", upstream_2k, shuffle_bucket_pairs=500, num_proc=2)
+    one = build(tmp_path / "a", upstream_2k)
+    two = build(tmp_path / "b", upstream_2k, num_proc=2)
     for split in ("train", "test"):
         assert two[split].to_list() == one[split].to_list()
 
@@ -157,77 +155,23 @@ def test_min_rating_margin_drops_close_pairs(tmp_path, upstream_2k):
     assert built.num_rows == 2 * kept
 
 
-def spilled_rows(scratch) -> int:
-    """Examples waiting in the spill files under ``scratch`` (a shuffle folder per planning)."""
-    return sum(pa.ipc.open_file(path).read_all().num_rows for path in scratch.glob("*/examples.arrow"))
-
-
-def test_examples_beyond_shuffle_memory_wait_in_shuffle_dir_and_are_removed(tmp_path, upstream_10k):
+def test_the_shuffle_leaves_no_files_behind(tmp_path, upstream_2k):
     scratch = tmp_path / "scratch"
     scratch.mkdir()
-    # About 9 MB of examples per 2,000 pairs: 20 MB holds two batches, not three.
-    builder = make_builder(tmp_path / "cache", upstream_10k, shuffle_dir=str(scratch), shuffle_memory=20_000_000)
+    builder = make_builder(tmp_path / "cache", upstream_2k, shuffle_dir=str(scratch))
+    builder.download_and_prepare(num_proc=2)
+    assert list(scratch.iterdir()) == []
     streams = builder.as_streaming_dataset()
-    total = sum(1 for split in streams.values() for _ in split)
-    assert 0 < spilled_rows(scratch) < total  # some spilled, the rest held
+    assert list(scratch.iterdir()) != []  # a stream keeps its rows until it is dropped
+    assert [sum(1 for _ in rows) for rows in streams.values()] == [rows.num_rows for rows in builder.as_dataset().values()]
+    del streams
+    gc.collect()
+    assert list(scratch.iterdir()) == []
+
+
+def test_a_stream_gives_the_same_rows_on_every_pass(tmp_path, upstream_2k):
+    builder = make_builder(tmp_path / "cache", upstream_2k)
     builder.download_and_prepare()
-    assert builder.as_dataset()["train"].num_rows > 0
-    assert len(list(scratch.iterdir())) == 1  # the build's own spill is gone; the stream's stays with it
-
-
-def test_within_shuffle_memory_nothing_touches_the_disk(tmp_path, upstream_2k):
-    scratch = tmp_path / "scratch"
-    scratch.mkdir()
-    streams = make_builder(tmp_path / "cache", upstream_2k, shuffle_dir=str(scratch)).as_streaming_dataset()
-    assert sum(1 for split in streams.values() for _ in split) == 4_000
-    assert list(scratch.iterdir()) == []
-
-
-@pytest.mark.parametrize("shuffle_memory", [0, 20_000_000, None])
-def test_rows_and_order_do_not_depend_on_shuffle_memory(tmp_path, upstream_10k, shuffle_memory):
-    limit = {} if shuffle_memory is None else {"shuffle_memory": shuffle_memory}  # None: the default
-    held = build(tmp_path / "held", upstream_10k, shuffle_bucket_pairs=3_000, shuffle_memory=2**30)
-    spilled = build(tmp_path / "spilled", upstream_10k, shuffle_bucket_pairs=3_000, **limit)
-    for split in ("train", "test"):
-        assert spilled[split].to_list() == held[split].to_list()
-        streamed = stream(tmp_path / "streamed", upstream_10k, split, shuffle_bucket_pairs=3_000, **limit)
-        assert streamed == held[split].to_list()
-
-
-def can_punch_holes(folder) -> bool:
-    """Whether this system frees a file's blocks on request (Linux, a file system with holes)."""
-    probe = folder / "probe"
-    probe.write_bytes(bytes(1 << 16))
-    return ultrafeedback_kto._punch_holes(str(probe), [(0, 1 << 16)])
-
-
-def test_a_build_frees_the_spill_bucket_by_bucket(tmp_path, upstream_10k, monkeypatch):
-    if not can_punch_holes(tmp_path):
-        pytest.skip("this system cannot punch holes in files: the spill keeps its space until the build ends")
-    allocated, written, readable = [], [], []  # the spill file after each bucket is written out
-
-    def release(bucket):
-        release_bucket(bucket)
-        allocated.append(os.stat(bucket.spill).st_blocks * 512)
-        written.append(os.stat(bucket.spill).st_size)
-        with open(bucket.spill, "rb") as spill:  # an Arrow file opens with its magic bytes and schema
-            readable.append(spill.read(6) == b"ARROW1" and pa.ipc.open_file(spill).schema == bucket.schema)
-
-    release_bucket = ultrafeedback_kto._Bucket.release
-    monkeypatch.setattr(ultrafeedback_kto._Bucket, "release", release)
-    scratch = tmp_path / "scratch"
-    scratch.mkdir()
-    build(tmp_path / "cache", upstream_10k, shuffle_dir=str(scratch), shuffle_memory=0, shuffle_bucket_pairs=3_000)
-    assert len(allocated) == 5  # 4 train buckets and 1 test bucket
-    assert allocated == sorted(allocated, reverse=True)
-    assert allocated[-1] < written[-1] / 100  # its header, footer and the blocks two buckets share are left
-    assert all(readable)  # still an Arrow file, header included
-    assert list(scratch.iterdir()) == []
-
-
-def test_a_stream_with_a_spill_gives_the_same_rows_on_every_pass(tmp_path, upstream_2k):
-    builder = make_builder(tmp_path / "cache", upstream_2k, shuffle_memory=0)
-    builder.download_and_prepare()  # a build first: the builder's streams must still keep their spill
     built = builder.as_dataset()
     streams = builder.as_streaming_dataset()
     first = {split: list(rows) for split, rows in streams.items()}
@@ -235,32 +179,36 @@ def test_a_stream_with_a_spill_gives_the_same_rows_on_every_pass(tmp_path, upstr
     assert first == {split: built[split].to_list() for split in built}
 
 
-def test_punched_holes_leave_neighbouring_bytes_alone(tmp_path):
-    if not can_punch_holes(tmp_path):
-        pytest.skip("this system cannot punch holes in files")
-    path = tmp_path / "file"
-    block = os.stat(tmp_path / "probe").st_blksize
-    data = random.Random(0).randbytes(16 * block)
-    path.write_bytes(data)
-    spans = [(100, 4 * block + 50), (4 * block + 50, 4 * block + 51), (10 * block, 16 * block)]
-    assert ultrafeedback_kto._punch_holes(str(path), spans)
-    punched = path.read_bytes()
-    inside = {i for start, end in spans for i in range(start, end)}
-    outside = [i for i in range(len(data)) if i not in inside]
-    assert bytes(punched[i] for i in outside) == bytes(data[i] for i in outside)
-    assert punched[block : 4 * block] == bytes(3 * block)  # the whole blocks within the first span
-    assert punched[10 * block :] == bytes(6 * block)
-
-
-def test_shuffle_dir_and_shuffle_memory_are_checked(tmp_path, upstream_2k):
+def test_shuffle_dir_is_checked(tmp_path, upstream_2k):
     with pytest.raises(ValueError, match="missing-scratch'. no such folder"):
         build(tmp_path / "cache", upstream_2k, shuffle_dir=str(tmp_path / "missing-scratch"))
-    with pytest.raises(ValueError, match="shuffle_memory=-1: expected a number of bytes"):
-        build(tmp_path / "cache", upstream_2k, shuffle_memory=-1)
 
 
-def test_absolute_labels_with_small_buckets_keep_order_properties(tmp_path, upstream_10k):
-    built = build(tmp_path, upstream_10k, label_rule="absolute", desirable_threshold=4.5, shuffle_bucket_pairs=500)
+def test_duplicates_are_kept_once_and_contradictions_left_out(tmp_path):
+    rows = generate_table(300, seed=8).to_pylist()
+    # The upstream repeats pair 1 exactly, and has pair 2's chosen completion again as the
+    # rejected one of another pair: desirable once, undesirable once.
+    again = {**rows[2], "rejected": rows[2]["chosen"], "rejected-rating": rows[2]["chosen-rating"],
+             "chosen": rows[2]["chosen"][:-1] + [{"content": "A better answer.", "role": "assistant"}],
+             "chosen-rating": 5.0, "rejected-model": rows[2]["chosen-model"]}  # fmt: skip
+    path = tmp_path / "repeats.parquet"
+    pq.write_table(pa.Table.from_pylist(rows + [rows[1], again], schema=generate_table(1).schema), path)
+    builder = make_builder(tmp_path / "cache", path, test_size=0)
+    builder.download_and_prepare()
+    built = builder.as_dataset()["train"]
+    assert max(collections.Counter(zip(built["prompt"], built["completion"], built["label"])).values()) == 1
+    assert (rows[2]["prompt"], rows[2]["chosen"][-1]["content"]) not in set(zip(built["prompt"], built["completion"]))
+    assert (rows[2]["prompt"], "A better answer.") in set(zip(built["prompt"], built["completion"]))
+    assert built.num_rows == 2 * 302 - 2 - 2  # the copy's two rows, and both rows of the contradiction
+    report = builder.reports["train"]
+    assert {reason.text: count for reason, count in report.left_out.items()} == {
+        "contradictory labels": 2, "duplicate example": 2}  # fmt: skip
+    assert report.places[ultrafeedback_kto.DUPLICATE] == [f"{path} row 300"]
+    assert report.places[ultrafeedback_kto.CONTRADICTORY] == [f"{path} row 2"]
+
+
+def test_unbalanced_absolute_labels_keep_order_properties(tmp_path, upstream_10k):
+    built = build(tmp_path, upstream_10k, label_rule="absolute", desirable_threshold=4.5)
     for dataset in built.values():
         labels = dataset["label"]
         assert order_problems(dataset["prompt_id"], labels, window=8) == []
@@ -268,8 +216,8 @@ def test_absolute_labels_with_small_buckets_keep_order_properties(tmp_path, upst
         assert 1 / 7 < share < 1 / 2  # unbalanced, yet within what the order guarantees hold for
 
 
-def test_small_test_split_is_arranged_too(tmp_path, upstream_10k):
-    built = build(tmp_path, upstream_10k, shuffle_bucket_pairs=100)
+def test_small_test_split_is_arranged_too(tmp_path, upstream_2k):
+    built = build(tmp_path, upstream_2k)
     assert order_problems(built["test"]["prompt_id"], built["test"]["label"]) == []
 
 

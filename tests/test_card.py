@@ -59,14 +59,14 @@ def test_statistics_are_those_of_the_rows(absolute_folder):
     unrated = sum(1 for i, pair in enumerate(upstream)
                   if i not in BAD_ROWS and None in (pair["chosen-rating"], pair["rejected-rating"]))  # fmt: skip
     assert unrated > 0
-    assert sum(int(n) for n in re.findall(r"\| missing rating \| (\d+) \| by option \|", body)) == unrated
+    assert sum(int(n) for n in re.findall(r"\| missing rating \| (\d+) \| pairs \| by option \|", body)) == unrated
 
 
 def test_left_out_pairs_are_listed_with_their_reasons(absolute_folder):
     body = (absolute_folder / "README.md").read_text()
 
     def total(reason: str) -> int:  # over the per-split tables
-        return sum(int(n) for n in re.findall(rf"\| {re.escape(reason)} \| (\d+) \| malformed \|", body))
+        return sum(int(n) for n in re.findall(rf"\| {re.escape(reason)} \| (\d+) \| pairs \| malformed \|", body))
 
     assert total("empty or missing completion") == 2
     assert total("not a JSON object") == 1

@@ -1,21 +1,18 @@
-"""The conversion of one pair, alone: a pair in, two examples out."""
+"""The conversion of pairs: a pair in, two examples out, or one reason it is refused."""
 
 from __future__ import annotations
 
+import hashlib
 import math
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 
-from ultrafeedback_kto import (
-    FEATURES,
-    BadPair,
-    DroppedPair,
-    pair_to_examples,
-    prompt_id,
-    render_prompt,
-    split_of,
-)
+import ultrafeedback_kto as kto
+from publish.sample import generate_table
+from tests.reference import Refused, pair_to_examples
+from ultrafeedback_kto import FEATURES, UPSTREAM_SCHEMA, UltraFeedbackKTOConfig, convert_pairs
 
 
 def user(text):
@@ -40,122 +37,135 @@ def make_pair(prompt="Name a prime.", chosen="7", rejected="8", chosen_rating=5.
     }
 
 
-def test_two_turn_pair_gives_chosen_true_and_rejected_false():
-    chosen, rejected = pair_to_examples(make_pair())
+def convert(pair: dict, **options) -> list[dict]:
+    """The examples the builder makes of one pair (conversational shape), or `Refused`."""
+    converted = convert_pairs(pa.Table.from_pylist([pair], schema=UPSTREAM_SCHEMA), UltraFeedbackKTOConfig(**options))
+    if converted.left_out:
+        raise Refused(converted.left_out[0][1])
+    return in_upstream_order(converted.examples)
+
+
+def in_upstream_order(examples: pa.Table) -> list[dict]:
+    """Examples pair by pair, chosen then rejected, with only the config's columns."""
+    order = pc.sort_indices(examples, [("_row", "ascending"), ("_rank", "ascending")])
+    return examples.take(order).select(FEATURES["conversational"].arrow_schema.names).to_pylist()
+
+
+def standard(examples: list[dict]) -> list[dict]:
+    table = pa.Table.from_pylist(examples, schema=FEATURES["conversational"].arrow_schema)
+    return kto.standard_from_conversational(table).to_pylist()
+
+
+def test_two_turn_pair_gives_chosen_true_then_rejected_false():
+    chosen, rejected = standard(convert(make_pair()))
     assert (chosen["prompt"], chosen["completion"], chosen["label"]) == ("Name a prime.", "7", True)
     assert (rejected["prompt"], rejected["completion"], rejected["label"]) == ("Name a prime.", "8", False)
     assert (chosen["model"], chosen["average_rating"]) == ("gpt-4", 5.0)
     assert (rejected["model"], rejected["average_rating"]) == ("pythia-12b", 2.0)
     assert chosen["source"] == rejected["source"] == "evol_instruct"
-    assert chosen["prompt_id"] == rejected["prompt_id"] == prompt_id("Name a prime.")
+    assert chosen["prompt_id"] == rejected["prompt_id"] == hashlib.sha256(b"Name a prime.").hexdigest()
 
 
 def test_prompt_id_is_sha256_hex_of_the_prompt_text():
-    import hashlib
-
-    assert prompt_id("héllo 👋") == hashlib.sha256("héllo 👋".encode()).hexdigest()
+    assert kto.prompt_id("héllo 👋") == hashlib.sha256("héllo 👋".encode()).hexdigest()
+    (example, _) = convert(make_pair(prompt="héllo 👋"))
+    assert example["prompt_id"] == kto.prompt_id("héllo 👋")
 
 
 def test_conversational_format_keeps_messages():
-    chosen, rejected = pair_to_examples(make_pair(), format="conversational")
+    chosen, rejected = convert(make_pair())
     assert chosen["prompt"] == [user("Name a prime.")]
     assert chosen["completion"] == [assistant("7")]
     assert rejected["completion"] == [assistant("8")]
-    assert chosen["prompt_id"] == pair_to_examples(make_pair())[0]["prompt_id"]
 
 
 def test_examples_have_exactly_the_declared_columns():
-    for format in ("standard", "conversational"):
-        for example in pair_to_examples(make_pair(), format=format):
+    examples = convert(make_pair())
+    for format, rows in (("conversational", examples), ("standard", standard(examples))):
+        for example in rows:
             assert list(example) == list(FEATURES[format])
             FEATURES[format].encode_example(example)  # raises on a type mismatch
 
 
 def test_multi_turn_pair_keeps_every_turn_before_the_last():
     earlier = (assistant("2 is prime."), user("Another one?"))
-    pair = make_pair(earlier=earlier)
-    chosen, _ = pair_to_examples(pair, format="conversational")
-    assert chosen["prompt"] == [user("Name a prime."), *earlier]
-    standard, _ = pair_to_examples(pair)
-    assert standard["prompt"] == "user: Name a prime.\n\nassistant: 2 is prime.\n\nuser: Another one?"
-    assert standard["prompt"] == render_prompt([user("Name a prime."), *earlier])
-    assert standard["completion"] == "7"
+    examples = convert(make_pair(earlier=earlier))
+    assert examples[0]["prompt"] == [user("Name a prime."), *earlier]
+    text = standard(examples)[0]
+    assert text["prompt"] == "user: Name a prime.\n\nassistant: 2 is prime.\n\nuser: Another one?"
+    assert text["prompt"] == kto.render_prompt([user("Name a prime."), *earlier])
+    assert text["prompt_id"] == kto.prompt_id(text["prompt"]) and text["completion"] == "7"
 
 
 @pytest.mark.parametrize(
     ("change", "reason"),
     [
-        (lambda p: p.update(prompt=""), "empty or missing prompt"),
-        (lambda p: p.update(prompt="   \n"), "empty or missing prompt"),
-        (lambda p: p.pop("prompt"), "empty or missing prompt"),
-        (lambda p: p.update(chosen=None), "empty or missing completion"),
-        (lambda p: p.update(rejected=[]), "empty or missing completion"),
-        (lambda p: p["chosen"][-1].update(content=""), "empty or missing completion"),
-        (lambda p: p["rejected"][-1].update(content=None), "empty or missing completion"),
-        (lambda p: p["chosen"].append(user("more?")), "conversation does not end with an assistant turn"),
-        (
-            lambda p: p["rejected"][0].update(content="Name a square."),
-            "chosen and rejected differ before the last turn",
-        ),
-        (lambda p: p.update(prompt="Name a square."), "prompt differs from the first user turn"),
-        (
-            lambda p: p["chosen"][0].update(role="system") or p["rejected"][0].update(role="system"),
-            "prompt differs from the first user turn",
-        ),
-        (lambda p: p.update({"rejected-rating": 5.5}), "rejected rated above chosen"),
-        (lambda p: p["chosen"].__setitem__(0, "text"), "malformed message (not a {content, role} pair of strings)"),
+        (lambda p: p.update(prompt=""), kto.EMPTY_PROMPT),
+        (lambda p: p.update(prompt="   \n\u3000"), kto.EMPTY_PROMPT),
+        (lambda p: p.update(prompt=None), kto.EMPTY_PROMPT),
+        (lambda p: p.update(chosen=None), kto.EMPTY_COMPLETION),
+        (lambda p: p.update(rejected=[]), kto.EMPTY_COMPLETION),
+        (lambda p: p["chosen"][-1].update(content=""), kto.EMPTY_COMPLETION),
+        (lambda p: p["rejected"][-1].update(content=None), kto.EMPTY_COMPLETION),
+        (lambda p: p["chosen"].append(user("more?")), kto.NO_FINAL_ASSISTANT),
+        (lambda p: p["rejected"][0].update(content="Name a square."), kto.TURNS_DIFFER),
+        (lambda p: p["rejected"].insert(0, user("Hi")), kto.TURNS_DIFFER),
+        (lambda p: p.update(prompt="Name a square."), kto.PROMPT_MISMATCH),
+        (lambda p: p["chosen"][0].update(role="system") or p["rejected"][0].update(role="system"), kto.PROMPT_MISMATCH),
+        (lambda p: p.update(chosen=[assistant("7")], rejected=[assistant("8")]), kto.PROMPT_MISMATCH),
+        (lambda p: p["rejected"][-1].update(content="7"), kto.SAME_COMPLETION),
+        (lambda p: p.update({"rejected-rating": 5.5}), kto.REJECTED_ABOVE_CHOSEN),
+        (lambda p: p["chosen"].__setitem__(0, None), kto.MALFORMED_MESSAGE),
+        (lambda p: p["rejected"][0].update(role=None), kto.MALFORMED_MESSAGE),
+        (lambda p: p["chosen"][0].update(content=None) or p["rejected"][0].update(content=None), kto.MALFORMED_MESSAGE),
     ],
 )
 def test_bad_pairs_are_refused_with_their_reason(change, reason):
     pair = make_pair()
     change(pair)
-    with pytest.raises(BadPair) as refused:
-        pair_to_examples(pair)
+    with pytest.raises(Refused) as refused:
+        convert(pair)
     assert refused.value.reason == reason
 
 
 def test_ties_and_missing_ratings_are_kept_by_default():
-    tie = pair_to_examples(make_pair(chosen_rating=3.0, rejected_rating=3.0))
+    tie = convert(make_pair(chosen_rating=3.0, rejected_rating=3.0))
     assert [e["label"] for e in tie] == [True, False]
-    missing = pair_to_examples(make_pair(chosen_rating=None, rejected_rating=math.nan))
+    missing = convert(make_pair(chosen_rating=None, rejected_rating=math.nan))
     assert [e["average_rating"] for e in missing] == [None, None]
 
 
 def test_absolute_rule_labels_each_completion_by_its_own_rating():
-    both_good = pair_to_examples(
-        make_pair(chosen_rating=5.0, rejected_rating=4.5), label_rule="absolute", desirable_threshold=4.5
-    )
+    both_good = convert(make_pair(chosen_rating=5.0, rejected_rating=4.5), label_rule="absolute", desirable_threshold=4.5)
     assert [e["label"] for e in both_good] == [True, True]
-    both_bad = pair_to_examples(make_pair(chosen_rating=3.0, rejected_rating=1.0), label_rule="absolute")
+    both_bad = convert(make_pair(chosen_rating=3.0, rejected_rating=1.0), label_rule="absolute")
     assert [e["label"] for e in both_bad] == [False, False]
-    with pytest.raises(DroppedPair) as dropped:
-        pair_to_examples(make_pair(chosen_rating=None), label_rule="absolute")
-    assert dropped.value.reason == "missing rating"
+    with pytest.raises(Refused) as dropped:
+        convert(make_pair(chosen_rating=None), label_rule="absolute")
+    assert dropped.value.reason == kto.MISSING_RATING and dropped.value.reason.kind == "option"
 
 
 def test_min_rating_margin_drops_close_pairs():
-    assert pair_to_examples(make_pair(chosen_rating=5.0, rejected_rating=4.0), min_rating_margin=1.0)
-    with pytest.raises(DroppedPair) as dropped:
-        pair_to_examples(make_pair(chosen_rating=5.0, rejected_rating=4.25), min_rating_margin=1.0)
-    assert dropped.value.reason == "rating margin below min_rating_margin"
-    with pytest.raises(DroppedPair):
-        pair_to_examples(make_pair(rejected_rating=None), min_rating_margin=0.5)
+    assert convert(make_pair(chosen_rating=5.0, rejected_rating=4.0), min_rating_margin=1.0)
+    with pytest.raises(Refused) as dropped:
+        convert(make_pair(chosen_rating=5.0, rejected_rating=4.25), min_rating_margin=1.0)
+    assert dropped.value.reason == kto.SMALL_MARGIN
+    with pytest.raises(Refused):
+        convert(make_pair(rejected_rating=None), min_rating_margin=0.5)
 
 
 def test_split_is_a_stable_function_of_the_prompt():
     prompts = [f"prompt {i}" for i in range(4_000)]
-    test_5 = {p for p in prompts if split_of(p, 0.05) == "test"}
-    test_20 = {p for p in prompts if split_of(p, 0.20) == "test"}
+    test_5 = {p for p in prompts if kto.split_of(p, 0.05) == "test"}
+    test_20 = {p for p in prompts if kto.split_of(p, 0.20) == "test"}
     assert 0.03 < len(test_5) / len(prompts) < 0.07
     assert 0.17 < len(test_20) / len(prompts) < 0.23
     assert test_5 < test_20  # a larger test_size only adds prompts to test
-    assert all(split_of(p, 0) == "train" for p in prompts)
+    assert all(kto.split_of(p, 0) == "train" for p in prompts)
 
 
-def broken_batch() -> list[dict]:
+def broken_rows() -> list[dict]:
     """3,000 generated pairs with one of every kind of problem among them."""
-    from publish.sample import generate_table
-
     rows = generate_table(3_000, seed=3).to_pylist()
     rows[3]["prompt"] = ""
     rows[7]["chosen"][-1]["content"] = " \u3000 "  # blank to Python, with a non-ASCII space
@@ -167,42 +177,33 @@ def broken_batch() -> list[dict]:
     rows[17]["chosen"][0]["role"] = "system"
     rows[18]["chosen"] = None
     rows[19]["rejected"][1] = None
+    rows[20]["rejected"][-1]["content"] = rows[20]["chosen"][-1]["content"]
+    rows[21]["chosen"] = rows[21]["chosen"][:1] + [assistant("a"), user("b")] + rows[21]["chosen"][1:]
+    rows[22]["chosen"][0]["content"] = None
     return rows
 
 
-def reference(rows, **options):
-    """What pair_to_examples makes of each row: the examples (with their row) and the refusals."""
+def reference(rows: list[dict], config: UltraFeedbackKTOConfig) -> tuple[list[dict], list[tuple[int, kto.Reason]]]:
     examples, left_out = [], []
     for row, pair in enumerate(rows):
         try:
-            examples += [{**example, "_row": row} for example in pair_to_examples(pair, **options)]
-        except BadPair as problem:
-            left_out.append((row, "bad", problem.reason))
-        except DroppedPair as dropped:
-            left_out.append((row, "dropped", dropped.reason))
+            examples += pair_to_examples(pair, config)
+        except Refused as refused:
+            left_out.append((row, refused.reason))
     return examples, left_out
 
 
-def without_nan(rows):
-    return [{k: None if isinstance(v, float) and math.isnan(v) else v for k, v in row.items()} for row in rows]
-
-
-@pytest.mark.parametrize("format", ["standard", "conversational"])
 @pytest.mark.parametrize(("label_rule", "min_rating_margin"), [("pairwise", None), ("absolute", None),
                                                                ("pairwise", 0.5), ("absolute", 1.0)])  # fmt: skip
-def test_batch_conversion_equals_the_pair_by_pair_reference(format, label_rule, min_rating_margin):
-    from publish.sample import UPSTREAM_SCHEMA
-    from ultrafeedback_kto import convert_batch
-
-    rows = broken_batch()
-    options = {"format": format, "label_rule": label_rule, "min_rating_margin": min_rating_margin}
-    expected_examples, expected_left_out = reference(rows, **options)
+def test_conversion_equals_the_pair_by_pair_reference(label_rule, min_rating_margin):
+    rows = broken_rows()
+    config = UltraFeedbackKTOConfig(label_rule=label_rule, min_rating_margin=min_rating_margin)
     table = pa.Table.from_pylist(rows, schema=UPSTREAM_SCHEMA)
-    for batch in (table, rows):  # Arrow (parquet) and dicts (JSON Lines)
-        converted = convert_batch(batch, **options)
-        assert without_nan(converted.in_pair_order().to_pylist()) == without_nan(expected_examples)
+    for start, stop in ((0, 3_000), (1_000, 1_500)):  # whole, and a slice of a larger table
+        expected_examples, expected_left_out = reference(rows[start:stop], config)
+        converted = convert_pairs(table.slice(start, stop - start), config)
+        assert in_upstream_order(converted.examples) == expected_examples
         assert converted.left_out == expected_left_out
-    # A batch sliced out of a larger table (offsets that do not start at 0).
-    sliced = convert_batch(table.slice(1_000, 500), **options)
-    later, _ = reference(rows[1_000:1_500], **options)
-    assert without_nan(sliced.in_pair_order().to_pylist()) == without_nan(later)
+    assert {reason for _, reason in reference(rows, config)[1]} >= {
+        kto.EMPTY_PROMPT, kto.EMPTY_COMPLETION, kto.NO_FINAL_ASSISTANT, kto.TURNS_DIFFER, kto.PROMPT_MISMATCH,
+        kto.REJECTED_ABOVE_CHOSEN, kto.MALFORMED_MESSAGE, kto.SAME_COMPLETION}  # fmt: skip
