@@ -61,9 +61,13 @@ and pyarrow are used. (Across CPython versions the output should stay the same, 
 Python promises that only for ``Random.random``; this module also uses
 ``Random.randbytes``.)
 
-Command line::
+Command line (``--upstream openbmb`` and ``--upstream h4-binarized`` write the other
+upstreams of the family, from ``publish/sample_family.py``; ``--compression zstd:19``
+makes small parquet files)::
 
     python -m publish.sample --pairs 2000 --seed 0 --out upstream.parquet
+    python -m publish.sample --upstream openbmb --rows 2000 --out openbmb.parquet
+    python -m publish.sample --upstream h4-binarized --pairs 2000 --test-pairs 100 --out h4/
 """
 
 from __future__ import annotations
@@ -78,7 +82,7 @@ import secrets
 import sys
 from array import array
 from bisect import bisect_right
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from itertools import accumulate, chain
 from operator import add, itemgetter
 
@@ -629,6 +633,12 @@ def _completion(rng: random.Random, n_chars: int, code_rate: float) -> str:
 def _prompt(rng: random.Random) -> tuple[str, str]:
     """(source, prompt text): the first draws of a pair's random stream."""
     source = _pick(rng, SOURCES, _SOURCE_CUM)
+    return source, _prompt_text(rng, source)
+
+
+def _prompt_text(rng: random.Random, source: str) -> str:
+    """A prompt of the real length distribution, opening like prompts of ``source``
+    (any key of ``_PROMPT_OPENERS``)."""
     n_chars = _length(rng, _PROMPT_LENGTH_QUANTILES)
     opener = _choice(rng, _PROMPT_OPENERS[source])
     suffix = _choice(rng, _PROMPT_SUFFIXES) if rng.random() < 0.12 else ""
@@ -646,20 +656,39 @@ def _prompt(rng: random.Random) -> tuple[str, str]:
     text += suffix
     if rng.random() < PROMPT_NON_ASCII_RATE:
         text = _insert_non_ascii(rng, text)
-    return source, text
+    return text
+
+
+def _row_hash(stream: str, seed: int, index: int) -> tuple[int, int]:
+    """Two 64-bit integers derived from (stream, seed, index) by BLAKE2b: the seed of
+    row ``index``'s random stream and bits for decisions made before it starts."""
+    digest = hashlib.blake2b(f"{stream}:{seed}:{index}".encode(), digest_size=16).digest()
+    return int.from_bytes(digest[:8], "little"), int.from_bytes(digest[8:], "little")
 
 
 def _pair_hash(seed: int, index: int) -> tuple[int, int]:
     """Two 64-bit integers derived from (seed, index) by BLAKE2b."""
-    digest = hashlib.blake2b(f"ufkto-sample:{seed}:{index}".encode(), digest_size=16).digest()
-    return int.from_bytes(digest[:8], "little"), int.from_bytes(digest[8:], "little")
+    return _row_hash("ufkto-sample", seed, index)
 
 
-def _reuse_target(index: int, bits: int) -> int | None:
-    """The earlier pair whose prompt pair ``index`` reuses, or None."""
-    if index == 0 or (bits >> 40) >= PROMPT_REUSE_RATE * (1 << 24):
+def _reuse_target(index: int, bits: int, rate: float = PROMPT_REUSE_RATE) -> int | None:
+    """The earlier row whose prompt row ``index`` reuses (with probability ``rate``), or None."""
+    if index == 0 or (bits >> 40) >= rate * (1 << 24):
         return None
     return (bits & 0xFFFFFFFFFF) % index
+
+
+def _prompt_root(row_hash, index: int, rate: float = PROMPT_REUSE_RATE) -> int:
+    """The row whose prompt row ``index`` shows: ``index`` itself, or, when it reuses a
+    prompt, the first row of the chain of reuses, which drew the prompt.
+
+    ``row_hash(i)`` gives row ``i``'s ``(rng_seed, bits)``. A reused prompt is rebuilt
+    from the root's seed, never copied from memory, so each row stays a pure function
+    of ``(seed, index)``.
+    """
+    while (earlier := _reuse_target(index, row_hash(index)[1], rate)) is not None:
+        index = earlier
+    return index
 
 
 def _ratings(rng: random.Random) -> tuple[float | None, float | None]:
@@ -677,44 +706,43 @@ def _ratings(rng: random.Random) -> tuple[float | None, float | None]:
     return chosen, rejected
 
 
-def _pair(seed: int, index: int) -> tuple:
-    """Pair ``index`` as (source, prompt, chosen_turns, chosen_rating, chosen_model,
-    rejected_turns, rejected_rating, rejected_model); the turns are message
-    contents whose roles alternate user, assistant, ..., assistant."""
-    rng_seed, bits = _pair_hash(seed, index)
-    rng = random.Random(rng_seed)
-    root = _reuse_target(index, bits)
-    if root is None:
-        source, prompt = _prompt(rng)
+def _completion_of_length(rng: random.Random, quantiles: Sequence[int], code_rate: float) -> str:
+    """An assistant answer whose length follows ``quantiles``, or is long (8,000-10,000
+    characters) with probability ``LONG_COMPLETION_RATE``."""
+    if rng.random() < LONG_COMPLETION_RATE:
+        n_chars = _LONG_LENGTH[0] + int(rng.random() * (_LONG_LENGTH[1] - _LONG_LENGTH[0]))
     else:
-        while True:  # follow the chain to a pair that has its own prompt
-            root_seed, root_bits = _pair_hash(seed, root)
-            earlier = _reuse_target(root, root_bits)
-            if earlier is None:
-                break
-            root = earlier
-        source, prompt = _prompt(random.Random(root_seed))
-    shared = [prompt]
-    if rng.random() < MULTI_TURN_RATE:
-        shared.append(_completion(rng, _length(rng, _REJECTED_LENGTH_QUANTILES) // 3 + 20, CHOSEN_CODE_RATE))
-        shared.append(_prompt_prose(rng, _length(rng, _PROMPT_LENGTH_QUANTILES) // 3 + 10))
-    texts = []
-    for quantiles, code_rate in (
-        (_CHOSEN_LENGTH_QUANTILES, CHOSEN_CODE_RATE),
-        (_REJECTED_LENGTH_QUANTILES, REJECTED_CODE_RATE),
-    ):
-        if rng.random() < LONG_COMPLETION_RATE:
-            n_chars = _LONG_LENGTH[0] + int(rng.random() * (_LONG_LENGTH[1] - _LONG_LENGTH[0]))
-        else:
-            n_chars = _length(rng, quantiles)
-        texts.append(_completion(rng, n_chars, code_rate))
-    chosen_text, rejected_text = texts
+        n_chars = _length(rng, quantiles)
+    return _completion(rng, n_chars, code_rate)
+
+
+def _chosen_and_rejected(rng: random.Random) -> tuple[str, str]:
+    """The last assistant turns of a pair: chosen and rejected lengths and code rates,
+    non-ASCII text in one or both for ``COMPLETION_NON_ASCII_RATE`` of pairs."""
+    chosen_text = _completion_of_length(rng, _CHOSEN_LENGTH_QUANTILES, CHOSEN_CODE_RATE)
+    rejected_text = _completion_of_length(rng, _REJECTED_LENGTH_QUANTILES, REJECTED_CODE_RATE)
     if rng.random() < COMPLETION_NON_ASCII_RATE:
         which = rng.random()
         if which < 0.6:
             chosen_text = _insert_non_ascii(rng, chosen_text)
         if which > 0.4:
             rejected_text = _insert_non_ascii(rng, rejected_text)
+    return chosen_text, rejected_text
+
+
+def _pair(seed: int, index: int) -> tuple:
+    """Pair ``index`` as (source, prompt, chosen_turns, chosen_rating, chosen_model,
+    rejected_turns, rejected_rating, rejected_model); the turns are message
+    contents whose roles alternate user, assistant, ..., assistant."""
+    rng = random.Random(_pair_hash(seed, index)[0])
+    root = _prompt_root(lambda i: _pair_hash(seed, i), index)
+    # A pair with its own prompt draws it first from its own stream.
+    source, prompt = _prompt(rng if root == index else random.Random(_pair_hash(seed, root)[0]))
+    shared = [prompt]
+    if rng.random() < MULTI_TURN_RATE:
+        shared.append(_completion(rng, _length(rng, _REJECTED_LENGTH_QUANTILES) // 3 + 20, CHOSEN_CODE_RATE))
+        shared.append(_prompt_prose(rng, _length(rng, _PROMPT_LENGTH_QUANTILES) // 3 + 10))
+    chosen_text, rejected_text = _chosen_and_rejected(rng)
     chosen_rating, rejected_rating = _ratings(rng)
     chosen_model = _pick(rng, MODELS, _CHOSEN_MODEL_CUM)
     rejected_model = _pick(rng, MODELS, _REJECTED_MODEL_CUM)
@@ -738,9 +766,9 @@ def _pair(seed: int, index: int) -> tuple:
 # ------------------------------------------------------------------ public API
 
 
-def _check_args(n_pairs: int, batch_size: int = ROW_GROUP_SIZE) -> None:
+def _check_args(n_pairs: int, batch_size: int = ROW_GROUP_SIZE, name: str = "n_pairs") -> None:
     if not isinstance(n_pairs, int) or n_pairs < 0:
-        raise ValueError(f"n_pairs must be a non-negative integer, got {n_pairs!r}")
+        raise ValueError(f"{name} must be a non-negative integer, got {n_pairs!r}")
     if not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
 
@@ -800,19 +828,32 @@ def _jsonl_lines(n_pairs: int, seed: int) -> Iterator[str]:
         yield json.dumps(dict(zip(names, pair, strict=True)), ensure_ascii=False) + "\n"
 
 
-def write_upstream(path: str | os.PathLike, n_pairs: int, seed: int = 0) -> pathlib.Path:
-    """Write ``n_pairs`` fake upstream pairs to ``path`` and return it.
-
-    The format follows the suffix: ``.parquet`` (row groups of at most 10,000
-    rows, default compression) or ``.jsonl`` (one JSON object per line, keys in
-    upstream column order). The file is written to a temporary sibling and
-    renamed at the end, so an interrupted run never leaves a partial file.
-    """
-    path = pathlib.Path(path)
+def _output_suffix(path: pathlib.Path) -> str:
+    """``.parquet`` or ``.jsonl`` (case-insensitive), or a ValueError naming ``path``."""
     suffix = path.suffix.lower()
     if suffix not in (".parquet", ".jsonl"):
         raise ValueError(f"cannot write {str(path)!r}: unknown suffix {path.suffix!r} (use .parquet or .jsonl)")
-    _check_args(n_pairs)
+    return suffix
+
+
+def _write_file(
+    path: pathlib.Path,
+    schema: pa.Schema,
+    batches: Callable[[], Iterable[pa.RecordBatch]],
+    lines: Callable[[], Iterable[str]],
+    row_group_size: int = ROW_GROUP_SIZE,
+    compression: str = "snappy",
+    compression_level: int | None = None,
+) -> pathlib.Path:
+    """Write ``path`` (its suffix checked by ``_output_suffix``) from ``batches()`` as
+    parquet (row groups of at most ``row_group_size`` rows, ``compression`` as pyarrow
+    takes it, snappy by default) or from ``lines()`` as JSON Lines, through a temporary
+    sibling renamed at the end, so an interrupted run never leaves a partial file."""
+    suffix = _output_suffix(path)
+    if suffix == ".jsonl" and (compression != "snappy" or compression_level is not None):
+        raise ValueError(f"cannot write {str(path)!r}: compression applies to .parquet only")
+    if compression.lower() != "none" and not pa.Codec.is_available(compression):
+        raise ValueError(f"cannot write {str(path)!r}: unknown or unavailable compression {compression!r}")
     path.parent.mkdir(parents=True, exist_ok=True)
     # A hidden sibling on the same file system, created exclusively with the
     # ordinary permissions (mkstemp would leave the final file at 0600).
@@ -820,11 +861,12 @@ def write_upstream(path: str | os.PathLike, n_pairs: int, seed: int = 0) -> path
     try:
         with open(tmp, "xb") as f:
             if suffix == ".parquet":
-                with pq.ParquetWriter(f, UPSTREAM_SCHEMA) as writer:
-                    for batch in generate_batches(n_pairs, seed, ROW_GROUP_SIZE):
-                        writer.write_batch(batch, row_group_size=ROW_GROUP_SIZE)
+                options = {"compression": compression, "compression_level": compression_level}
+                with pq.ParquetWriter(f, schema, **options) as writer:
+                    for batch in batches():
+                        writer.write_batch(batch, row_group_size=row_group_size)
             else:
-                for line in _jsonl_lines(n_pairs, seed):
+                for line in lines():
                     f.write(line.encode("utf-8"))
         os.replace(tmp, path)
     except BaseException:
@@ -833,32 +875,124 @@ def write_upstream(path: str | os.PathLike, n_pairs: int, seed: int = 0) -> path
     return path
 
 
+def write_upstream(
+    path: str | os.PathLike,
+    n_pairs: int,
+    seed: int = 0,
+    *,
+    compression: str = "snappy",
+    compression_level: int | None = None,
+) -> pathlib.Path:
+    """Write ``n_pairs`` fake upstream pairs to ``path`` and return it.
+
+    The format follows the suffix: ``.parquet`` (row groups of at most 10,000
+    rows, pyarrow's default compression unless ``compression`` and
+    ``compression_level`` say otherwise) or ``.jsonl`` (one JSON object per line,
+    keys in upstream column order). The file is written to a temporary sibling and
+    renamed at the end, so an interrupted run never leaves a partial file.
+    """
+    path = pathlib.Path(path)
+    _output_suffix(path)
+    _check_args(n_pairs)
+    return _write_file(
+        path,
+        UPSTREAM_SCHEMA,
+        lambda: generate_batches(n_pairs, seed, ROW_GROUP_SIZE),
+        lambda: _jsonl_lines(n_pairs, seed),
+        ROW_GROUP_SIZE,
+        compression,
+        compression_level,
+    )
+
+
+UPSTREAMS = ("argilla-cleaned", "openbmb", "h4-binarized")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m publish.sample",
         description=(
-            "Write deterministic fake data with the schema and traits of "
-            "argilla/ultrafeedback-binarized-preferences-cleaned."
+            "Write deterministic fake data with the schema and traits of an UltraFeedback upstream: "
+            "argilla/ultrafeedback-binarized-preferences-cleaned (default), openbmb/UltraFeedback "
+            "(publish/sample_family.py) or the preference splits of HuggingFaceH4/ultrafeedback_binarized."
         ),
     )
-    parser.add_argument("--pairs", type=int, required=True, help="number of preference pairs")
+    parser.add_argument(
+        "--upstream",
+        choices=UPSTREAMS,
+        default="argilla-cleaned",
+        help="which upstream's schema and traits (default: argilla-cleaned)",
+    )
+    parser.add_argument(
+        "--pairs",
+        "--rows",
+        dest="pairs",
+        type=int,
+        required=True,
+        help="number of preference pairs; for openbmb, of rows (prompts); for h4-binarized, of train_prefs rows",
+    )
+    parser.add_argument(
+        "--test-pairs",
+        type=int,
+        help="h4-binarized only (and required there): number of test_prefs rows",
+    )
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     parser.add_argument(
         "--out",
         type=pathlib.Path,
         required=True,
-        help="output file; .parquet or .jsonl chooses the format",
+        help=(
+            "output file; .parquet or .jsonl chooses the format. For h4-binarized a folder, "
+            "which gets train_prefs.parquet and test_prefs.parquet (or .jsonl, see --format)"
+        ),
+    )
+    parser.add_argument(
+        "--format",
+        choices=("parquet", "jsonl"),
+        help="h4-binarized only: the format of the two split files (default: parquet)",
+    )
+    parser.add_argument(
+        "--compression",
+        metavar="CODEC[:LEVEL]",
+        help="parquet compression, e.g. zstd:19 (default: pyarrow's, snappy)",
     )
     args = parser.parse_args(argv)
     if args.pairs < 0:
         parser.error(f"--pairs must be >= 0, got {args.pairs}")
+    codec, _, level = (args.compression or "snappy").partition(":")
+    if level and not level.lstrip("-").isdigit():
+        parser.error(f"--compression {args.compression!r}: LEVEL must be an integer")
+    compression = {"compression": codec, "compression_level": int(level) if level else None}
+    h4 = args.upstream == "h4-binarized"
+    if not h4 and (args.test_pairs is not None or args.format is not None):
+        parser.error("--test-pairs and --format apply only to --upstream h4-binarized")
+    if h4 and args.test_pairs is None:
+        parser.error("--upstream h4-binarized needs --test-pairs (the number of test_prefs rows)")
+    if h4 and args.test_pairs < 0:
+        parser.error(f"--test-pairs must be >= 0, got {args.test_pairs}")
     try:
-        path = write_upstream(args.out, args.pairs, args.seed)
+        if args.upstream == "argilla-cleaned":
+            path = write_upstream(args.out, args.pairs, args.seed, **compression)
+            print(f"{path}  {args.pairs:,} pairs  {path.stat().st_size:,} bytes")
+            return 0
+        from publish import sample_family
+
+        if args.upstream == "openbmb":
+            path = sample_family.write_openbmb(args.out, args.pairs, args.seed, **compression)
+            print(f"{path}  {args.pairs:,} rows  {path.stat().st_size:,} bytes")
+            return 0
+        paths = sample_family.write_h4(
+            args.out, args.pairs, args.test_pairs, args.seed, suffix=f".{args.format or 'parquet'}", **compression
+        )
     except ValueError as exc:
         parser.error(str(exc))
-    print(f"{path}  {args.pairs:,} pairs  {path.stat().st_size:,} bytes")
+    for n, path in zip((args.pairs, args.test_pairs), paths.values(), strict=True):
+        print(f"{path}  {n:,} pairs  {path.stat().st_size:,} bytes")
     return 0
 
 
 if __name__ == "__main__":
+    # publish.sample_family imports publish.sample: let it find this module rather than
+    # build the sentence tables a second time.
+    sys.modules.setdefault("publish.sample", sys.modules[__name__])
     sys.exit(main())
