@@ -16,6 +16,12 @@ a subprocess started with ``hub.client_env(tmp_path)``::
 State lives in memory and is guarded by one lock; the server thread is a daemon.
 Requests the server does not know are answered with 501 and recorded in
 ``hub.unknown_requests``.  Header values (tokens) are never logged.
+
+Faults can be injected to test how clients cope with a failing Hub::
+
+    hub.inject_fault("POST", r"/commit/", 500)            # every commit answered 500
+    hub.inject_fault("PUT", r"^/__lfs/", "drop", times=1)  # next LFS upload cut off mid-body
+    hub.clear_faults()
 """
 
 from __future__ import annotations
@@ -57,6 +63,7 @@ _HEX_SHORT = re.compile(r"^[0-9a-f]{7,40}$")
 _PR_REF = re.compile(r"^refs/pr/(\d+)$")
 
 Key = tuple[str, str]  # (repo_type, "namespace/name")
+Fault = int | str  # an HTTP status answered instead of the real one, or "drop"
 
 
 # --------------------------------------------------------------------------------------
@@ -151,6 +158,14 @@ def _revision_not_found(rev: str) -> HubError:
     return HubError(404, f"Invalid rev id: {rev}", "RevisionNotFound")
 
 
+@dataclass
+class _FaultRule:
+    method: str | None
+    pattern: re.Pattern[str]
+    fault: Fault
+    times: int | None  # requests left to fail; None: every one
+
+
 def _truthy(value: Any) -> bool:
     return str(value).lower() in ("1", "true", "yes", "on")
 
@@ -179,6 +194,7 @@ class LocalHub:
       - ``write_calls``: (method, path, had an Authorization header) for POST/PUT/DELETE
       - ``errors``: (method, path, status, message) of every 4xx/5xx answer
       - ``request_log``: dicts with method, path, query, status, auth (bool), range (Range header)
+      - ``fault_log``: (method, path, fault) of every request an injected fault answered or dropped
 
     A new repo gets the Hub's initial commit ("initial commit", one ``.gitattributes``).
     """
@@ -195,6 +211,8 @@ class LocalHub:
         self.errors: list[tuple[str, str, int, str]] = []  # (method, path, status, message)
         # One dict per request: method, path, query, status, auth (bool), range (Range header or None).
         self.request_log: list[dict[str, Any]] = []
+        self.fault_log: list[tuple[str, str, Fault]] = []
+        self._faults: list[_FaultRule] = []
         self._port = port
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -406,6 +424,42 @@ class LocalHub:
             self.write_calls.clear()
             self.errors.clear()
             self.request_log.clear()
+            self.fault_log.clear()
+
+    # ---- fault injection -------------------------------------------------------------
+    def inject_fault(self, method: str | None, path_pattern: str, fault: Fault, times: int | None = None) -> None:
+        """Fail the next ``times`` requests (None: every one) whose method is ``method`` (None: any)
+        and whose raw path matches the regex ``path_pattern``.
+
+        ``fault`` is an HTTP status (500, 412, ...) answered, with a JSON error body, instead of
+        what the server would have done (nothing is changed), or ``"drop"``: the connection is
+        closed halfway through reading the request body, with no answer.  Each faulted request
+        is recorded in ``fault_log``.  Rules are tried in the order they were added.
+        """
+        if fault != "drop" and not (isinstance(fault, int) and 400 <= fault <= 599):
+            raise ValueError(f"fault must be an HTTP error status or 'drop', not {fault!r}")
+        if times is not None and times < 1:
+            raise ValueError(f"times must be at least 1 (or None), not {times}")
+        with self._lock:
+            self._faults.append(_FaultRule(method, re.compile(path_pattern), fault, times))
+
+    def clear_faults(self) -> None:
+        """Remove every injected fault (``fault_log`` is kept)."""
+        with self._lock:
+            self._faults.clear()
+
+    def _take_fault(self, method: str, path: str) -> Fault | None:
+        """The fault for this request, if a rule matches (counting it down), else None."""
+        with self._lock:
+            for rule in self._faults:
+                if (rule.method is None or rule.method == method) and rule.pattern.search(path):
+                    if rule.times is not None:
+                        rule.times -= 1
+                        if rule.times == 0:
+                            self._faults.remove(rule)
+                    self.fault_log.append((method, path, rule.fault))
+                    return rule.fault
+        return None
 
     # ---- internals (call with the lock held) -------------------------------------------
     def _get_repo(self, key: Key) -> Repo:
@@ -598,6 +652,10 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _dispatch(self, method: str) -> None:
         hub = self.hub
+        fault = hub._take_fault(method, urlsplit(self.path).path)
+        if fault == "drop":
+            self._drop(method)
+            return
         try:
             body = self._read_body()
         except (ValueError, OSError):
@@ -609,6 +667,8 @@ class _Handler(BaseHTTPRequestHandler):
             if method in ("POST", "PUT", "DELETE"):
                 hub.write_calls.append((method, req.raw_path, req.authed))
         try:
+            if fault is not None:
+                raise HubError(int(fault), f"LocalHub injected fault: {fault}")
             resp = _route(hub, req)
         except HubError as err:
             headers = dict(err.headers)
@@ -638,6 +698,19 @@ class _Handler(BaseHTTPRequestHandler):
                 }
             )
         self._send(method, resp)
+
+    def _drop(self, method: str) -> None:
+        """Read half of the request body, then close the connection without an answer."""
+        path = urlsplit(self.path).path
+        with self.hub._lock:
+            self.hub.requests.append((method, path))
+            if method in ("POST", "PUT", "DELETE"):
+                self.hub.write_calls.append((method, path, bool(self.headers.get("Authorization"))))
+        try:
+            self.rfile.read(int(self.headers.get("Content-Length") or 0) // 2)
+        except (ValueError, OSError):
+            pass
+        self.close_connection = True
 
     def _send(self, method: str, resp: _Response) -> None:
         self.send_response(resp.status)
