@@ -393,7 +393,7 @@ def _utf8(strings) -> Iterator[memoryview]:
     _, offsets, data = strings.buffers()
     offsets = memoryview(offsets).cast("i")[: len(strings) + 1]
     data = memoryview(data) if data is not None else memoryview(b"")
-    return (data[start:end] for start, end in zip(offsets, offsets[1:]))
+    return (data[start:end] for start, end in zip(offsets, offsets[1:], strict=False))
 
 
 # ---------------------------------------------------------------------------------------
@@ -418,8 +418,10 @@ def _is_test(prompts, test_size: float) -> pa.Array:
 
 #: Per-device batch sizes of TRL's KTO trainer whose KL pairs never match a prompt: it pairs
 #: each row with the completion of the row before it within its batch, the first row with
-#: the last. 1000 is LLaMA-Factory's preprocessing chunk, which it pairs the same way.
-KL_BATCH_SIZES = (2, 4, 8, 16, 32, 64, 1000)
+#: the last. LLaMA-Factory pairs rows the same way within its preprocessing chunks.
+TRL_BATCH_SIZES = (2, 4, 8, 16, 32, 64)
+LLAMA_FACTORY_CHUNK = 1000
+KL_BATCH_SIZES = (*TRL_BATCH_SIZES, LLAMA_FACTORY_CHUNK)
 #: The longest run of one label `arrange` aims for when each label is at least a quarter
 #: of the rows; longer runs only when the labels are more unbalanced than that.
 LABEL_RUN = 3
@@ -683,7 +685,7 @@ def read_batches(name: str, path: str, schema: pa.Schema = UPSTREAM_SCHEMA) -> I
                     yield pa.Table.from_batches([batch]).cast(schema), []
                 return
             lines = (line for line in f if line.strip())
-            while batch := [line for _, line in zip(range(_BATCH_ROWS), lines)]:
+            while batch := [line for _, line in zip(range(_BATCH_ROWS), lines, strict=False)]:
                 yield _json_rows(batch, schema)
     except (pa.ArrowException, OSError) as error:
         raise UpstreamError(f"{name}: unreadable {file_format} file ({_one_line(error)})") from None

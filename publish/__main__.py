@@ -11,20 +11,8 @@ import argparse
 import shlex
 import sys
 
+from publish import options
 from publish.errors import PublishError
-
-
-def _builder_options(parser: argparse.ArgumentParser) -> None:
-    # No --order: a published folder keeps the shuffled order TRL's KTO trainer needs.
-    group = parser.add_argument_group("builder options (see UltraFeedbackKTOConfig)")
-    group.add_argument("--test-size", type=float, help="fraction of prompts in test (default 0.05; 0: train only)")
-    group.add_argument("--seed", type=int, help="shuffle seed (default 42)")
-    group.add_argument("--label-rule", choices=["pairwise", "absolute"], help="how labels are set (default pairwise)")
-    group.add_argument("--desirable-threshold", type=float, help="lowest desirable rating with --label-rule absolute")
-    group.add_argument("--min-rating-margin", type=float, help="leave out pairs whose ratings differ by less")
-    group.add_argument("--max-pairs", type=int, help="read only the first N upstream pairs")
-    group.add_argument("--on-bad-rows", choices=["error", "warn", "skip"], help="bad pairs policy (default warn)")
-    group.add_argument("--upstream-revision", help="upstream branch, tag or commit when reading the Hub (default main)")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -39,7 +27,7 @@ def _parser() -> argparse.ArgumentParser:
     build.add_argument("--configs", default="default,conversational", help="comma-separated (default: %(default)s)")
     build.add_argument("--repo-id", help="the id the card's examples load (default: the folder name)")
     build.add_argument("--max-shard-size", default="128MB", help="Arrow bytes per parquet shard (default: %(default)s)")
-    _builder_options(build)
+    options.add_arguments(build)
 
     verify = commands.add_parser("verify", help="check a built folder: shards, counts, features, order, card")
     verify.add_argument("folder", help="the built folder")

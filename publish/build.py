@@ -30,6 +30,7 @@ import datasets
 import publish
 from publish.card import CardInputs, Provenance, render_card
 from publish.errors import PublishError
+from publish.options import given_options
 from publish.stats import SplitStats, split_stats
 from ultrafeedback_kto import (
     FEATURES,
@@ -50,11 +51,6 @@ DATA_DIRS = {"default": "data", "conversational": "conversational"}
 SHARD_SIZE = "128MB"
 #: Marks a folder written by this command; never published.
 MARKER = ".ufkto-build.json"
-#: Option names of the command line that are builder options.
-BUILDER_OPTIONS = (
-    "test_size", "seed", "label_rule", "desirable_threshold", "min_rating_margin", "max_pairs",
-    "on_bad_rows", "upstream_revision",
-)  # fmt: skip
 
 
 @dataclasses.dataclass
@@ -93,7 +89,7 @@ class BuildArguments:
             sources=args.source,
             sample=args.sample,
             configs=configs,
-            options={name: getattr(args, name) for name in BUILDER_OPTIONS if getattr(args, name) is not None},
+            options=given_options(args),
             repo_id=args.repo_id,
             shard_size=args.max_shard_size,
             command=_without_out(args.command_line),

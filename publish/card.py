@@ -11,14 +11,16 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 
 import datasets
 from datasets.info import DatasetInfosDict
 from datasets.utils.metadata import MetadataConfigs
 from huggingface_hub import DatasetCard, DatasetCardData
 
+from publish.options import BUILDER_OPTIONS, defaults
 from publish.stats import LabelCounts, SplitStats, kto_weights, size_category
-from ultrafeedback_kto import CITATION, UPSTREAM_REPO, UltraFeedbackKTOConfig
+from ultrafeedback_kto import CITATION, LLAMA_FACTORY_CHUNK, TRL_BATCH_SIZES, UPSTREAM_REPO
 
 KTO_ARXIV = "2402.01306"
 TOP_MODELS = 20
@@ -117,12 +119,16 @@ unpaired for [KTO](https://arxiv.org/abs/{KTO_ARXIV}): {labels}. KTO learns from
 How it is made, by [ufkto](#reproduce) from the upstream rows:
 - the prompt is the conversation before the final assistant turn, the completion that final turn;
 - malformed pairs are left out and counted below (empty texts, conversations not ending with an
-  assistant turn, chosen and rejected differing before the last turn, a prompt differing from the
-  first user turn, rejected rated above chosen);
+  assistant turn, chosen and rejected differing before the last turn or identical, a prompt differing
+  from the first user turn, rejected rated above chosen);
+- each split holds one row per (prompt, completion, label): exact duplicates are kept once, and a
+  completion found for the same prompt with both labels, which would cancel out in KTO, is left out
+  altogether; both are counted below;
 - a pair's split is decided by a stable hash of its prompt, so both rows of a pair, and every pair
   sharing a prompt, are in the same split, and a refreshed upstream never moves a prompt across splits;
-- rows are shuffled, then arranged so that no two neighbouring rows share a prompt and every 8
-  consecutive rows hold both labels ([why](#training-with-trl)).
+- rows are shuffled, then arranged so that no row shares its prompt with its neighbours or with its KL
+  partner in a training batch of {", ".join(map(str, TRL_BATCH_SIZES))} rows, and every 8 consecutive
+  rows hold both labels ([why](#training-with-trl)).
 """
 
 
@@ -205,6 +211,16 @@ def _statistics(stats: list[SplitStats]) -> str:
     return "\n".join(parts) + "\n"
 
 
+def left_out_in(card: str) -> dict[str, list[str]]:
+    """What a card says each split left out, as ``"reason: count unit"`` (for `verify`)."""
+    found = {}
+    for section in re.finditer(r"^### Split `([^`]+)`\n(.*?)(?=^#|\Z)", card, flags=re.M | re.S):
+        table = re.search(r"Left out: \n\n((?:\|.*\n?)+)", section[2])
+        rows = [line.strip("| ").split(" | ") for line in table[1].splitlines()[2:]] if table else []
+        found[section[1]] = [f"{reason}: {count} {unit}" for reason, count, unit, _ in rows]
+    return found
+
+
 def _loading(inputs: CardInputs) -> str:
     return f"""## Loading
 
@@ -244,11 +260,13 @@ undesirable)` should lie between 1 and 4/3. With {_n(train.desirable)} desirable
 {_n(train.undesirable)} undesirable rows in `train` these weights give {ratio:.2f}.
 
 **Keep the row order.** TRL's KTO trainer reads rows in file order (a sequential sampler) and estimates
-its KL term by pairing each prompt with the completion of a neighbouring row in the batch. The rows here
-are already shuffled and arranged for that: no two neighbours share a prompt (which would make the KL
-pairs matched ones) and no long run of one label (which would make batches all-desirable or
-all-undesirable). Re-sorting or grouping the rows undoes this; shuffling them again is harmless but
-no longer guarantees it.
+its KL term by pairing each row with the completion of the row before it in its batch of
+`per_device_train_batch_size` rows, the first row with the last. The rows here are already shuffled and
+arranged for that: for batches of {", ".join(map(str, TRL_BATCH_SIZES))} rows no row is paired with a
+completion of its own prompt (a matched pair, which spoils the KL estimate), nor is it in LLaMA-Factory's
+{LLAMA_FACTORY_CHUNK}-row preprocessing chunks, which pair rows the same way; and there is no long run of one label
+(which would make batches all-desirable or all-undesirable). Re-sorting or grouping the rows undoes this;
+shuffling them again is harmless but no longer guarantees it.
 """
 
 
@@ -259,20 +277,10 @@ def _reproduce(provenance: Provenance) -> str:
         source = "ufkto's generated sample upstream (`sample/ultrafeedback-sample.parquet`): not real data"
     else:
         source = "local upstream files: " + ", ".join(f"`{name}`" for name in provenance.source_files)
-    defaults = {field.name: field.default for field in dataclasses.fields(UltraFeedbackKTOConfig)}
-    options = {
-        name: provenance.options.get(name, defaults[name])
-        for name in (
-            "test_size",
-            "order",
-            "seed",
-            "label_rule",
-            "desirable_threshold",
-            "min_rating_margin",
-            "max_pairs",
-            "on_bad_rows",
-        )
-    }
+    # What decides the rows: every option but the format (the config's) and where the files
+    # wait (shuffle_dir); the upstream revision is the commit named above.
+    recorded = {**defaults(), **provenance.options}
+    options = {name: recorded[name] for name in BUILDER_OPTIONS if name not in ("format", "shuffle_dir", "upstream_revision")}
     return f"""## Reproduce
 
 - Tool: ufkto {provenance.tool_version} (`ultrafeedback_kto.py` and `publish/`)

@@ -17,11 +17,14 @@ import tempfile
 from pathlib import Path
 
 import datasets
+import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from datasets.info import DatasetInfosDict
 from datasets.utils.metadata import MetadataConfigs
 from huggingface_hub import DatasetCard
 
+from publish.card import left_out_in
 from publish.errors import PublishError
 from publish.stats import size_category
 from ultrafeedback_kto import order_problems
@@ -72,6 +75,8 @@ def verify_or_fail(folder: str | Path) -> None:
         for name, info in infos.items()
     )
     print(f"ok: {folder} ({described})")
+    for split, left_out in left_out_in((Path(folder) / "README.md").read_text(encoding="utf-8")).items():
+        print(f"  left out of {split} by the build: {'; '.join(left_out) or 'nothing'}")
 
 
 def _metadata_problems(card: DatasetCard, configs: MetadataConfigs, infos: DatasetInfosDict) -> list[str]:
@@ -169,6 +174,24 @@ def _feature_problems(folder: Path, name: str, config: dict, info: datasets.Data
     ]
 
 
+def _repeats(dataset: datasets.Dataset) -> list[str]:
+    """Examples found more than once, and (prompt, completion) found with both labels."""
+    table = dataset.data.table
+    completion = table.column("completion")
+    if not pa.types.is_string(completion.type):  # conversational: the one message's text
+        completion = pc.struct_field(pc.list_element(completion, 0), "content")
+    groups = (
+        pa.table({"prompt_id": table.column("prompt_id"), "completion": completion, "label": table.column("label")})
+        .group_by(["prompt_id", "completion"], use_threads=False)
+        .aggregate([("label", "count"), ("label", "count_distinct")])
+    )
+    contradictory = pc.sum(pc.greater(groups.column("label_count_distinct"), 1)).as_py() or 0
+    duplicates = pc.sum(pc.subtract(groups.column("label_count"), groups.column("label_count_distinct"))).as_py() or 0
+    return ([f"{contradictory} (prompt, completion) have both labels"] if contradictory else []) + (
+        [f"{duplicates} examples are duplicates"] if duplicates else []
+    )
+
+
 def _load_problems(folder: Path, name: str, info: datasets.DatasetInfo) -> list[str]:
     with tempfile.TemporaryDirectory(prefix="ufkto-verify-") as cache_dir:
         try:
@@ -185,7 +208,7 @@ def _load_problems(folder: Path, name: str, info: datasets.DatasetInfo) -> list[
                 problems.append(f"config {name!r} split {split!r}: features differ from the card")
             order = dataset.select_columns(["prompt_id", "label"]).to_dict()
             problems += [f"config {name!r} split {split!r}: {problem}"
-                         for problem in order_problems(order["prompt_id"], order["label"])]  # fmt: skip
+                         for problem in order_problems(order["prompt_id"], order["label"]) + _repeats(dataset)]  # fmt: skip
             streamed = datasets.load_dataset(str(folder), name, split=split, streaming=True)
             streamed_ids = [row["prompt_id"] for row in streamed.select_columns(["prompt_id"])]
             if streamed_ids != order["prompt_id"]:

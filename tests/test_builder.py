@@ -10,10 +10,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+import ultrafeedback_kto
 from publish.sample import generate_table, write_upstream
 from tests.conftest import build, make_builder, stream
 from tests.trl_reference import trl_examples
-import ultrafeedback_kto
 from ultrafeedback_kto import order_problems, prompt_id, render_prompt, split_of
 
 
@@ -196,9 +196,9 @@ def test_duplicates_are_kept_once_and_contradictions_left_out(tmp_path):
     builder = make_builder(tmp_path / "cache", path, test_size=0)
     builder.download_and_prepare()
     built = builder.as_dataset()["train"]
-    assert max(collections.Counter(zip(built["prompt"], built["completion"], built["label"])).values()) == 1
-    assert (rows[2]["prompt"], rows[2]["chosen"][-1]["content"]) not in set(zip(built["prompt"], built["completion"]))
-    assert (rows[2]["prompt"], "A better answer.") in set(zip(built["prompt"], built["completion"]))
+    assert max(collections.Counter(zip(built["prompt"], built["completion"], built["label"], strict=False)).values()) == 1
+    assert (rows[2]["prompt"], rows[2]["chosen"][-1]["content"]) not in set(zip(built["prompt"], built["completion"], strict=False))
+    assert (rows[2]["prompt"], "A better answer.") in set(zip(built["prompt"], built["completion"], strict=False))
     assert built.num_rows == 2 * 302 - 2 - 2  # the copy's two rows, and both rows of the contradiction
     report = builder.reports["train"]
     assert {reason.text: count for reason, count in report.left_out.items()} == {

@@ -7,6 +7,7 @@ import re
 import shutil
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
@@ -114,3 +115,50 @@ def test_failing_folder_exits_1_with_the_problems_listed(folder, capsys):
 def test_missing_folder(tmp_path, capsys):
     assert main(["verify", str(tmp_path / "nowhere")]) == 1
     assert capsys.readouterr().err.strip().endswith("1 problem(s), listed above")
+
+
+def rewrite_shard(folder: Path, change) -> None:
+    shard = folder / "data" / "train-00000-of-00001.parquet"
+    pq.write_table(change(pq.read_table(shard)), shard)
+
+
+def test_a_matched_kl_pair_is_named(folder):
+    # Row 3 gets the prompt of row 0: in a batch of 4 the first row is paired with a completion of its prompt.
+    def matched(table):
+        rows = table.to_pylist()
+        rows[3] = {**rows[3], "prompt": rows[0]["prompt"], "prompt_id": rows[0]["prompt_id"]}
+        return pa.Table.from_pylist(rows, schema=table.schema)
+
+    rewrite_shard(folder, matched)
+    assert verify_folder(folder) == [
+        "config 'default' split 'train': 1 batches of 4 rows begin and end with one prompt, a matched KL pair "
+        "(first at row 0)"
+    ]
+
+
+def test_duplicates_and_contradictions_are_named(folder):
+    def repeated(table):
+        rows = table.to_pylist()
+        rows[10] = dict(rows[5])  # an exact duplicate, not next to its original
+        rows[20] = {**rows[6], "label": not rows[6]["label"]}  # the same example with the other label
+        return pa.Table.from_pylist(rows, schema=table.schema)
+
+    rewrite_shard(folder, repeated)
+    problems = [p for p in verify_folder(folder) if "rows share their prompt" not in p and "KL pair" not in p]
+    assert problems == ["config 'default' split 'train': 1 (prompt, completion) have both labels",
+                        "config 'default' split 'train': 1 examples are duplicates"]  # fmt: skip
+
+
+def test_verify_shows_what_the_build_left_out(tmp_path, capsys):
+    from tests.test_bad_input import bad_rows_file
+    from tests.test_build import SAMPLE
+
+    path, bad = bad_rows_file(tmp_path, pq.read_table(SAMPLE).slice(0, 200))
+    out = tmp_path / "ufkto"
+    assert main(["build", "--source", str(path), "--out", str(out), "--test-size", "0"]) == 0
+    capsys.readouterr()
+    assert main(["verify", str(out)]) == 0
+    shown = capsys.readouterr().out.splitlines()[1:]
+    assert len(shown) == 1 and shown[0].startswith("  left out of train by the build: ")
+    assert "empty or missing completion: 2 pairs" in shown[0]
+    assert sum(int(count) for count in re.findall(r": (\d+) pairs", shown[0])) == len(bad)

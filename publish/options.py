@@ -1,0 +1,55 @@
+"""The builder's options as the publish commands see them, all derived from
+`UltraFeedbackKTOConfig`: its fields are the options, their types the flags' types and
+choices, its docstring their help. A new option is written there, once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import re
+import typing
+
+import datasets
+
+from ultrafeedback_kto import UltraFeedbackKTOConfig, option_choices
+
+#: Options a published folder never takes from the command line: its configs set ``format``,
+#: and it keeps the shuffled order TRL's KTO trainer needs.
+NOT_FLAGS = frozenset({"format", "order"})
+_BASE = {field.name for field in dataclasses.fields(datasets.BuilderConfig)}
+#: Every option of the builder, in its declared order (what the card records).
+BUILDER_OPTIONS = tuple(field.name for field in dataclasses.fields(UltraFeedbackKTOConfig) if field.name not in _BASE)
+
+
+def defaults() -> dict:
+    return {field.name: field.default for field in dataclasses.fields(UltraFeedbackKTOConfig) if field.name in BUILDER_OPTIONS}
+
+
+def described() -> dict[str, str]:
+    """Each option's first sentence in the config's docstring (its ``Args:`` entries)."""
+    entries = re.findall(r"^ {8}(\w+) \(`[^`]*`[^)]*\):\n((?: {12}.*\n)+)", UltraFeedbackKTOConfig.__doc__, flags=re.M)
+    plain = {name: " ".join(text.replace("`", "").split()) for name, text in entries}
+    return {name: text.split(". ")[0].rstrip(".") for name, text in plain.items()}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """A flag for every builder option but `NOT_FLAGS`: ``--test-size``, ``--label-rule``, ..."""
+    group = parser.add_argument_group("builder options (see UltraFeedbackKTOConfig)")
+    hints, choices, help_texts = typing.get_type_hints(UltraFeedbackKTOConfig), option_choices(), described()
+    for name in BUILDER_OPTIONS:
+        if name in NOT_FLAGS:
+            continue
+        kind = next(arg for arg in typing.get_args(hints[name]) or [hints[name]] if arg is not type(None))
+        default = defaults()[name]
+        group.add_argument(
+            f"--{name.replace('_', '-')}",
+            type=str if name in choices else kind,
+            choices=choices.get(name),
+            help=help_texts[name] + ("" if default is None else f" (default: {default})"),
+        )
+
+
+def given_options(args: argparse.Namespace) -> dict:
+    """The builder options given on the command line."""
+    return {name: getattr(args, name) for name in BUILDER_OPTIONS if getattr(args, name, None) is not None}
