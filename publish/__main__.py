@@ -59,7 +59,8 @@ def main(argv: list[str] | None = None) -> int:
 
             verify_or_fail(args.folder)
         else:
-            from publish.push import PushArguments, push_folder
+            from publish.plan import PushArguments
+            from publish.push import push_folder
 
             push_folder(PushArguments.from_namespace(args))
     except PublishError as error:

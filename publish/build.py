@@ -29,7 +29,7 @@ import datasets
 
 import publish
 from publish.card import CardInputs, Provenance, render_card
-from publish.errors import PublishError
+from publish.errors import PublishError, one_line
 from publish.options import given_options
 from publish.stats import SplitStats, split_stats
 from ultrafeedback_kto import (
@@ -233,8 +233,7 @@ def _upstream_commit(revision: str) -> str:
     except RepositoryNotFoundError:
         raise PublishError(f"{UPSTREAM_REPO} was not found on the Hub") from None
     except (HfHubHTTPError, OSError) as error:
-        first_line = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise PublishError(f"cannot read {UPSTREAM_REPO} from the Hub ({first_line}); "
+        raise PublishError(f"cannot read {UPSTREAM_REPO} from the Hub ({one_line(error)}); "
                            "offline, use --source FILES or --sample") from None  # fmt: skip
 
 
@@ -330,9 +329,9 @@ def _builder_failure(error: Exception) -> PublishError:
     cause: BaseException | None = error
     while cause is not None:
         if isinstance(cause, (UpstreamError, BadRowError, FileNotFoundError, ValueError)):
-            return PublishError(" ".join(str(cause).split()))
+            return PublishError(one_line(cause))
         cause = cause.__cause__ or cause.__context__
-    return PublishError(f"the build failed: {type(error).__name__}: {' '.join(str(error).split())}")
+    return PublishError(f"the build failed: {type(error).__name__}: {one_line(error)}")
 
 
 def _write_shards(files: dict[str, list[str]], folder: Path, built: datasets.DatasetInfo,

@@ -25,7 +25,7 @@ from datasets.utils.metadata import MetadataConfigs
 from huggingface_hub import DatasetCard
 
 from publish.card import left_out_in
-from publish.errors import PublishError
+from publish.errors import PublishError, one_line
 from publish.stats import size_category
 from ultrafeedback_kto import order_problems
 
@@ -47,7 +47,7 @@ def verify_folder(folder: str | Path) -> list[str]:
         configs = MetadataConfigs.from_dataset_card_data(card.data)
         infos = DatasetInfosDict.from_dataset_card_data(card.data)
     except Exception as error:  # any parse failure of the card is the finding itself
-        return [f"{card_path}: invalid card metadata ({' '.join(str(error).split())})"]
+        return [f"{card_path}: invalid card metadata ({one_line(error)})"]
 
     problems = _metadata_problems(card, configs, infos)
     problems += _legacy_problems(folder)
@@ -197,7 +197,7 @@ def _load_problems(folder: Path, name: str, info: datasets.DatasetInfo) -> list[
         try:
             loaded = datasets.load_dataset(str(folder), name, cache_dir=cache_dir)
         except Exception as error:  # what load_dataset refuses (counts, features, files) is the finding
-            return [f"config {name!r}: load_dataset fails: {' '.join(str(error).split())[:400]}"]
+            return [f"config {name!r}: load_dataset fails: {one_line(error)[:400]}"]
         problems = []
         expected = {split: split_info.num_examples for split, split_info in info.splits.items()}
         found = {split: dataset.num_rows for split, dataset in loaded.items()}

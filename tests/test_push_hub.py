@@ -172,7 +172,7 @@ def test_first_push_commits_once_and_an_identical_push_commits_nothing(hub, buil
     hub.clear_log()
     again = push(hub, tmp_path / "2", builds["one"], repo)
     assert again.returncode == 0, again.stderr
-    assert f"{repo} is up to date on main at commit {log[0][0]}: nothing to commit" in again.stdout
+    assert f"dataset {repo} (main at {log[0][0][:12]}) is up to date: nothing to commit" in again.stdout
     assert hub.commit_log(repo) == log
     assert commit_posts(hub, repo) == []
     assert hub.requests_matching(r"/preupload/|/info/lfs/|^/__lfs/") == []  # nothing uploaded either

@@ -211,11 +211,6 @@ def test_a_500_on_every_commit_fails_in_one_line_publishes_nothing_and_push_agai
     assert_completes(hub, tmp_path / "2", builds["new"], repo, before)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="push_hub._hub_errors words a 5xx as 'the Hugging Face Hub answered 500 for REPO: MESSAGE' "
-    "and does not say what to do (run push again)",
-)
 def test_a_500_on_the_commit_says_to_run_push_again(hub, builds, tmp_path):
     repo = "local-org/commit-500-advice"
     hub.create_repo(repo)
@@ -282,7 +277,7 @@ def test_a_connection_dropped_once_during_an_lfs_upload_is_retried_and_the_push_
     assert hub.commit_log(repo)[1:] == before[1] and len(commit_posts(hub, repo)) == 1
 
     again = push_ok(hub, tmp_path / "2", builds["new"], repo)  # a second push has nothing left to do
-    assert f"{repo} is up to date on main" in again.stdout
+    assert f"dataset {repo} (main at " in again.stdout and "is up to date: nothing to commit" in again.stdout
     assert hub.commit_log(repo)[1:] == before[1]
 
 
@@ -297,7 +292,7 @@ def test_an_lfs_upload_that_keeps_failing_stops_the_push_publishes_nothing_and_p
     # A dropped connection is retried 5 times (6 tries, waits 1, 2, 4, 8, 8 s) and then raised;
     # a 403 (e.g. an expired upload URL) is not a retried status: it is raised at once. Either
     # way create_commit stops before the commit: nothing is published. (How the push reports
-    # it is the xfail test below.)
+    # it is the next test.)
     repo = "local-org/lfs-fails"
     seed_with(hub, repo, builds["old"])
     before = state(hub, repo)
@@ -313,11 +308,6 @@ def test_an_lfs_upload_that_keeps_failing_stops_the_push_publishes_nothing_and_p
     assert_completes(hub, tmp_path / "2", builds["new"], repo, before)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="huggingface_hub wraps a failed LFS upload in RuntimeError(\"Error while uploading '...' to the Hub.\"), "
-    "which push_hub._hub_errors does not catch: the push ends in a traceback, not one line",
-)
 def test_an_lfs_upload_dropped_on_every_try_fails_in_one_line_saying_push_again(hub, builds, tmp_path):
     repo = "local-org/lfs-fails-line"
     hub.create_repo(repo)

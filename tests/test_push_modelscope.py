@@ -4,8 +4,7 @@ The SDK reads its settings when imported, so every push runs in a subprocess wit
 ``server.client_env(...)`` (a fresh HOME, the fake token, failures surfacing at once, only
 127.0.0.1 reachable); the folders are built once per module with the real
 ``python -m publish build --sample``. The files a push must publish are read from the folder,
-never listed here. Tests marked xfail(strict=True) show gaps of the ModelScope push that the
-real protocol exposes; each reason says what is wrong.
+never listed here.
 """
 
 from __future__ import annotations
@@ -149,7 +148,7 @@ def test_first_push_creates_the_dataset_repo_and_publishes_exactly_the_folder_to
     assert log[0][1].startswith(f"Update ufkto dataset ({len(files)} files added, 0 changed, 0 deleted)")
     for path in files:
         assert f"add {path} (" in done.stdout
-    assert f"pushed: {server.endpoint}/datasets/{FIRST}" in done.stdout
+    assert f": {server.endpoint}/datasets/{FIRST}" in done.stdout and "committed " in done.stdout
 
 
 def test_an_identical_second_push_makes_no_commit(server, builds, first_push, tmp_path):
@@ -157,7 +156,7 @@ def test_an_identical_second_push_makes_no_commit(server, builds, first_push, tm
     server.clear_log()
     done = push(server, tmp_path, builds["one"], FIRST)
     assert done.returncode == 0, done.stderr[-3000:]
-    assert f"{FIRST} is up to date on ModelScope (master): nothing to upload" in done.stdout
+    assert f"ModelScope dataset {FIRST} (master) is up to date: nothing to commit" in done.stdout
     assert server.commit_log(FIRST) == log and commit_posts(server, FIRST) == []
     assert server.requests_matching(r"/info/lfs/|^/__blobs/") == []  # nothing uploaded either
 
@@ -223,11 +222,6 @@ def test_private_creates_the_repo_with_visibility_1_and_an_existing_repo_keeps_i
     assert note in done.stdout
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="an existing tag always fails the push (create_repo_tag answers 'already exists'), even when it is "
-    "already on the pushed content, unlike PushArguments.tag's contract",
-)
 def test_pushing_the_same_build_again_with_its_tag_succeeds(server, builds, tmp_path):
     repo = "local-org/retag"
     server.seed(repo, published(builds["one"]), tag="v1")  # as an earlier push --tag v1 left it
@@ -237,11 +231,6 @@ def test_pushing_the_same_build_again_with_its_tag_succeeds(server, builds, tmp_
     assert server.tags(repo) == tags
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the tag is created after the upload: a change with a --tag that already exists is committed to "
-    "master, then the push fails on the tag (the Hub push refuses before committing)",
-)
 def test_a_change_with_an_existing_tag_is_refused_before_anything_is_committed(server, builds, tmp_path):
     repo = "local-org/tag-exists"
     server.seed(repo, published(builds["one"]), tag="v1")
@@ -275,12 +264,6 @@ def test_a_failing_commit_is_one_error_line_and_leaves_the_remote_as_it_was(serv
     assert server.files(repo) == files and server.commit_log(repo) == log and server.tags(repo) == {}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="upload_folder raises a StorageError that drops the server's answer (HTTP 500) and claims that "
-    "'Successfully uploaded 0 file(s) will be automatically skipped during the retry', which use_cache=False "
-    "makes false; the push relays that sentence and blames the token or the network",
-)
 def test_a_failing_commit_error_line_gives_the_server_answer_and_no_false_advice(server, builds, failing, tmp_path):
     repo = "local-org/commit-fails-reason"
     server.seed(repo, published(builds["sharded"]))
@@ -289,24 +272,21 @@ def test_a_failing_commit_error_line_gives_the_server_answer_and_no_false_advice
     assert "500" in line and "automatically skipped" not in line
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="not atomic: upload_folder commits the files whose blobs went up, and the stale shards are deleted "
-    "in a second commit, so a failure part way leaves master with new and old shards (and a card) mixed",
-)
-@pytest.mark.parametrize(("operation", "after"), [("commit", 1), ("blob", 1)], ids=["second-commit", "a-blob"])
-def test_a_push_failing_part_way_never_leaves_a_mix_of_old_and_new_files(
+@pytest.mark.parametrize(("operation", "after"), [("commit", 0), ("blob", 1)], ids=["the-commit", "a-blob"])
+def test_a_push_failing_part_way_changes_nothing_and_push_again_completes(
     fresh_server, builds, tmp_path, operation, after
 ):
     repo = "local-org/part-way"
     fresh_server.seed(repo, published(builds["sharded"]))
     before = remote(fresh_server, repo)
     fresh_server.fail(operation, status=500, after=after)
-    done = push(fresh_server, tmp_path, builds["other"], repo)
-    if done.returncode != 0:
-        one_error_line(done)
-    now, new = remote(fresh_server, repo), published(builds["other"])
-    assert now in (before, new), {path: "new" if new.get(path) == data else "old" for path, data in now.items()}
+    done = push(fresh_server, tmp_path / "failing", builds["other"], repo)
+    assert "nothing was committed" in one_error_line(done)
+    now = remote(fresh_server, repo)
+    assert now == before, {path: "new" if published(builds["other"]).get(path) == data else "old" for path, data in now.items()}
+    fresh_server.fail(operation, None)
+    assert push(fresh_server, tmp_path / "again", builds["other"], repo).returncode == 0
+    assert remote(fresh_server, repo) == published(builds["other"])
 
 
 @pytest.mark.parametrize(
@@ -348,7 +328,7 @@ def test_dry_run_only_reads(server, builds, tmp_path):
     for path in files:
         assert f"add {path} (" in done.stdout
     assert f"{len(files)} to add, 0 to change, 0 to delete, 0 unchanged" in done.stdout
-    assert "tag v1 would be created on master" in done.stdout
+    assert "tag v1 would be created" in done.stdout
     assert server.repo(missing) is None and {method for method, _ in server.requests} == {"GET"}
 
     repo = "local-org/dry"
@@ -389,7 +369,7 @@ def test_other_branches_and_pull_requests_are_refused_before_any_request(server,
 
 
 def test_missing_sdk_is_one_line(builds, capsys, monkeypatch):
-    for name in ("modelscope", "modelscope.hub", "modelscope.hub.api"):
+    for name in ("modelscope", "modelscope_hub"):
         monkeypatch.setitem(sys.modules, name, None)  # import fails as if not installed
     monkeypatch.setenv("MODELSCOPE_API_TOKEN", FAKE_TOKEN)
     code = main(["push", str(builds["one"]), "--repo-id", "local-org/x", "--to", "modelscope"])
