@@ -15,13 +15,11 @@ Use the builder class directly (``datasets`` 4.0 and later no longer run loading
     stream = builder.as_streaming_dataset(split="train")  # same rows, same order
 
 This file is self-contained (stdlib, ``datasets``, ``pyarrow``) so that it can be copied
-alone next to a training script. Its parts, top to bottom: the columns and the reasons for
-leaving data out; the conversion of a batch of pairs (`convert_pairs`, where every
-acceptance rule of a pair lives); splits and row order (`split_of`, `arrange`,
-`order_problems`); reading the upstream files; what a build leaves out (`SplitReport`); the
-shuffle's files on disk; and the builder, which chains them: read and convert every pair
-once, decide what each split keeps and its order from prompt ids and labels alone, then
-write the rows out in that order.
+alone next to a training script. Top to bottom: the columns and the reasons for leaving
+data out; reading conversations in Arrow; the upstream, whose `convert_pairs` holds every
+acceptance rule of a pair; splits and row order (`split_of`, `arrange`, `order_problems`);
+reading the upstream files; and the builder, which reads and converts every pair once,
+decides each split's rows and order from prompts and labels alone, then writes them out.
 """
 
 from __future__ import annotations
@@ -36,7 +34,7 @@ import random
 import tempfile
 import typing
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Literal
 
 import datasets
@@ -45,9 +43,6 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 logger = datasets.logging.get_logger(__name__)
-
-UPSTREAM_REPO = "argilla/ultrafeedback-binarized-preferences-cleaned"
-UPSTREAM_FILES = "data/train-*.parquet"
 
 CITATION = """\
 @article{ethayarajh2024kto,
@@ -69,13 +64,6 @@ CITATION = """\
   year   = {2023},
   howpublished = {https://huggingface.co/datasets/argilla/ultrafeedback-binarized-preferences-cleaned}
 }
-"""
-
-_DESCRIPTION = """\
-UltraFeedback preference pairs (argilla/ultrafeedback-binarized-preferences-cleaned)
-unpaired for KTO: each pair gives its chosen completion as a desirable example
-(label=True) and its rejected completion as an undesirable one (label=False).
-Rows are ordered for TRL's KTO trainer, which reads them in file order.
 """
 
 # ---------------------------------------------------------------------------------------
@@ -100,14 +88,7 @@ FEATURES = {
         {"prompt": [_MESSAGE], "completion": [_MESSAGE], "label": datasets.Value("bool"), **_METADATA}
     ),
 }
-
 _MESSAGES = pa.list_(pa.struct([("content", pa.string()), ("role", pa.string())]))
-#: The upstream's columns, in its order.
-UPSTREAM_SCHEMA = pa.schema(
-    [("source", pa.string()), ("prompt", pa.string()), ("chosen", _MESSAGES), ("chosen-rating", pa.float64()),
-     ("chosen-model", pa.string()), ("rejected", _MESSAGES), ("rejected-rating", pa.float64()),
-     ("rejected-model", pa.string())]  # fmt: skip
-)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -132,8 +113,6 @@ TURNS_DIFFER = Reason("chosen and rejected differ before the last turn")
 PROMPT_MISMATCH = Reason("prompt differs from the first user turn")
 SAME_COMPLETION = Reason("chosen and rejected are identical")
 REJECTED_ABOVE_CHOSEN = Reason("rejected rated above chosen")
-NOT_AN_OBJECT = Reason("not a JSON object")
-WRONG_TYPE = Reason("a value of the wrong type")
 MISSING_RATING = Reason("missing rating", kind="option")
 SMALL_MARGIN = Reason("rating margin below min_rating_margin", kind="option")
 # Rules over a whole split (`_keep`): KTO learns from single examples, so the same completion
@@ -151,7 +130,7 @@ class BadRowError(ValueError):
 
 
 # ---------------------------------------------------------------------------------------
-# The conversion of a batch of pairs: every acceptance rule of a pair lives here
+# Conversations in Arrow
 # ---------------------------------------------------------------------------------------
 
 #: Every character Python's ``str.strip`` removes: a text is blank exactly when Python says so.
@@ -160,76 +139,6 @@ _PYTHON_WHITESPACE = (
     "\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
 )
 _HAS_TEXT = "[^" + "".join(f"\\x{{{ord(char):x}}}" for char in _PYTHON_WHITESPACE) + "]"
-
-
-@dataclasses.dataclass
-class Converted:
-    """The examples of a batch of upstream rows, in upstream order, and the rows left out.
-
-    ``examples`` has the ``conversational`` columns and more for the shuffle: ``_row`` (the
-    row of the batch each example comes from) and ``_rank`` (its place among that row's
-    examples), which give upstream order; ``_prompt_key`` and ``_completion_key`` (64-bit
-    keys of the prompt and completion texts). ``left_out`` holds ``(row, reason)``.
-    """
-
-    examples: pa.Table
-    left_out: list[tuple[int, Reason]]
-
-
-def convert_pairs(pairs: pa.Table, config: UltraFeedbackKTOConfig) -> Converted:
-    """Each pair's two examples: its chosen completion, desirable, and its rejected one, not.
-
-    A pair is refused (`Converted.left_out`) for the first of these that holds, in this
-    order: an empty prompt; for chosen, then rejected: an empty conversation, a malformed
-    message, a last turn not by the assistant, an empty last turn; chosen and rejected
-    differing before the last turn; a first turn that is not the user's ``prompt``; the same
-    completion on both sides; rejected rated above chosen; then the options' own reasons
-    (`MISSING_RATING`, `SMALL_MARGIN`). The prompt is every turn before the last.
-    """
-    pairs = pairs.combine_chunks()
-    chosen, rejected = _Turns(pairs.column("chosen")), _Turns(pairs.column("rejected"))
-    prompt = _array(pairs.column("prompt"))
-    ratings = {side: _without_nan(pairs.column(f"{side}-rating")) for side in ("chosen", "rejected")}
-    rated = pc.and_(pc.is_valid(ratings["chosen"]), pc.is_valid(ratings["rejected"]))
-    checks = [(pc.invert(_has_text(prompt)), EMPTY_PROMPT)]
-    for side in (chosen, rejected):
-        checks += [(side.empty, EMPTY_COMPLETION), (side.malformed, MALFORMED_MESSAGE),
-                   (pc.not_equal(side.last_role, "assistant"), NO_FINAL_ASSISTANT),
-                   (pc.invert(_has_text(side.last_content)), EMPTY_COMPLETION)]  # fmt: skip
-    checks += [
-        (chosen.differ_before_last(rejected), TURNS_DIFFER),
-        (pc.or_(pc.not_equal(chosen.first_role, "user"), pc.not_equal(chosen.first_content, prompt)), PROMPT_MISMATCH),
-        (pc.equal(chosen.last_content, rejected.last_content), SAME_COMPLETION),
-        (pc.greater(ratings["rejected"], ratings["chosen"]), REJECTED_ABOVE_CHOSEN),
-    ]
-    if config.label_rule == "absolute" or config.min_rating_margin is not None:
-        checks.append((pc.invert(rated), MISSING_RATING))
-    if config.min_rating_margin is not None:
-        margin = pc.subtract(ratings["chosen"], ratings["rejected"])
-        checks.append((pc.less(margin, config.min_rating_margin), SMALL_MARGIN))
-    keep, left_out = _first_failures(checks, len(pairs))
-
-    rows = pc.indices_nonzero(keep)
-    every_row = len(rows) == len(pairs)
-    kept = pairs if every_row else pairs.take(rows)
-    sides = {"chosen": chosen, "rejected": rejected} if every_row else {s: _Turns(kept.column(s)) for s in ("chosen", "rejected")}
-    turns = sides["chosen"].before_last()
-    prompt_ids, prompt_keys = _digests(_render(turns))
-    examples = []
-    for rank, side in enumerate(("chosen", "rejected")):
-        completion = sides[side].last_content
-        rating = _without_nan(kept.column(f"{side}-rating"))
-        if config.label_rule == "absolute":
-            label = pc.greater_equal(rating, config.desirable_threshold)
-        else:
-            label = pa.array([rank == 0] * len(kept), pa.bool_())
-        examples.append(_examples(
-            prompt=turns, completion=completion, label=label, prompt_id=prompt_ids, source=kept.column("source"),
-            model=kept.column(f"{side}-model"), average_rating=rating, _row=rows,
-            _rank=pa.array([rank] * len(kept), pa.int8()), _prompt_key=prompt_keys,
-            _completion_key=_keys(completion),
-        ))  # fmt: skip
-    return Converted(pa.concat_tables(examples), left_out)
 
 
 class _Turns:
@@ -242,13 +151,12 @@ class _Turns:
         self.length = pc.fill_null(pc.list_value_length(self.lists), 0)
         messages = self.lists.values
         self.content, self.role = pc.struct_field(messages, "content"), pc.struct_field(messages, "role")
-        starts = self.lists.offsets.slice(0, len(self.lists))
-        # Where each row's first and last message are (rows without messages point at 0, masked).
-        self.first = pc.if_else(pc.greater(self.length, 0), starts, 0)
-        self.last = pc.if_else(pc.greater(self.length, 0), pc.add(starts, pc.subtract(self.length, 1)), 0)
         self.empty = pc.equal(self.length, 0)
-        row = pc.list_parent_indices(self.lists)
-        self.is_last = pc.equal(pa.array(range(len(messages)), pa.int64()), self.last.take(row))
+        # Where each row's first and last message are (rows without messages point at 0, masked).
+        starts = self.lists.offsets.slice(0, len(self.lists))
+        self.first = pc.if_else(self.empty, 0, starts)
+        self.last = pc.if_else(self.empty, 0, pc.add(starts, pc.subtract(self.length, 1)))
+        self.is_last = pc.equal(pa.array(range(len(messages)), pa.int64()), self.last.take(pc.list_parent_indices(self.lists)))
         broken = pc.or_(pc.or_(pc.is_null(messages), pc.is_null(self.role)),
                         pc.and_(pc.is_null(self.content), pc.invert(self.is_last)))  # fmt: skip
         self.malformed = self._any(broken)
@@ -260,9 +168,7 @@ class _Turns:
     last_role = functools.cached_property(lambda self: self._at(self.role, self.last))
 
     def _at(self, values, index):
-        if not len(values):
-            return pa.nulls(len(self.lists), values.type)
-        return pc.if_else(self.empty, pa.scalar(None, values.type), values.take(index))
+        return pc.if_else(self.empty, pa.scalar(None, values.type), _take(values, index))
 
     def _any(self, flags) -> pa.Array:
         """Per row, whether any of its messages has its flag set."""
@@ -286,8 +192,7 @@ class _Turns:
         """Every row's messages before its last, as ``{content, role}`` lists."""
         earlier = pc.indices_nonzero(pc.invert(self.is_last))
         messages = pa.StructArray.from_arrays([self.content.take(earlier), self.role.take(earlier)], ["content", "role"])
-        counts = pc.subtract(self.length, 1)
-        offsets = pa.concat_arrays([pa.array([0], pa.int32()), pc.cast(pc.cumulative_sum(counts), pa.int32())])
+        offsets = pa.concat_arrays([pa.array([0], pa.int32()), pc.cast(pc.cumulative_sum(pc.subtract(self.length, 1)), pa.int32())])
         return pa.ListArray.from_arrays(offsets, messages)
 
 
@@ -354,7 +259,7 @@ def standard_from_conversational(table: pa.Table) -> pa.Table:
 
 
 def _examples(**columns) -> pa.Table:
-    """A table of examples in the conversational shape, with the shuffle's ``_`` columns."""
+    """A table of examples in the conversational shape, with the builder's ``_`` columns."""
     columns["completion"] = _one_message_lists(columns["completion"], "assistant")
     schema = FEATURES["conversational"].arrow_schema
     fields = [pa.field(name, value.type) for name, value in columns.items() if name not in schema.names]
@@ -397,6 +302,106 @@ def _utf8(strings) -> Iterator[memoryview]:
 
 
 # ---------------------------------------------------------------------------------------
+# The upstream
+# ---------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class Converted:
+    """The examples of a batch of upstream rows and the rows left out of it.
+
+    ``examples`` has the ``conversational`` columns and more for the builder: ``_row`` (the
+    row of the batch each example comes from) and ``_rank`` (its place among that row's
+    examples), which give upstream order; ``_prompt_key`` and ``_completion_key`` (64-bit
+    keys of the prompt and completion texts). ``left_out`` holds ``(row, reason)``.
+    """
+
+    examples: pa.Table
+    left_out: list[tuple[int, Reason]]
+
+
+def convert_pairs(pairs: pa.Table, config: UltraFeedbackKTOConfig) -> Converted:
+    """Each pair's two examples: its chosen completion, desirable, and its rejected one, not.
+
+    A pair is refused (`Converted.left_out`) for the first of these that holds, in this
+    order: an empty prompt; for chosen, then rejected: an empty conversation, a malformed
+    message, a last turn not by the assistant, an empty last turn; chosen and rejected
+    differing before the last turn; a first turn that is not the user's ``prompt``; the same
+    completion on both sides; rejected rated above chosen; then the options' own reasons
+    (`MISSING_RATING`, `SMALL_MARGIN`). The prompt is every turn before the last.
+    """
+    pairs = pairs.combine_chunks()
+    chosen, rejected = _Turns(pairs.column("chosen")), _Turns(pairs.column("rejected"))
+    prompt = _array(pairs.column("prompt"))
+    ratings = {side: _without_nan(pairs.column(f"{side}-rating")) for side in ("chosen", "rejected")}
+    rated = pc.and_(pc.is_valid(ratings["chosen"]), pc.is_valid(ratings["rejected"]))
+    checks = [(pc.invert(_has_text(prompt)), EMPTY_PROMPT)]
+    for side in (chosen, rejected):
+        checks += [(side.empty, EMPTY_COMPLETION), (side.malformed, MALFORMED_MESSAGE),
+                   (pc.not_equal(side.last_role, "assistant"), NO_FINAL_ASSISTANT),
+                   (pc.invert(_has_text(side.last_content)), EMPTY_COMPLETION)]  # fmt: skip
+    checks += [
+        (chosen.differ_before_last(rejected), TURNS_DIFFER),
+        (pc.or_(pc.not_equal(chosen.first_role, "user"), pc.not_equal(chosen.first_content, prompt)), PROMPT_MISMATCH),
+        (pc.equal(chosen.last_content, rejected.last_content), SAME_COMPLETION),
+        (pc.greater(ratings["rejected"], ratings["chosen"]), REJECTED_ABOVE_CHOSEN),
+    ]
+    if config.label_rule == "absolute" or config.min_rating_margin is not None:
+        checks.append((pc.invert(rated), MISSING_RATING))
+    if config.min_rating_margin is not None:
+        margin = pc.subtract(ratings["chosen"], ratings["rejected"])
+        checks.append((pc.less(margin, config.min_rating_margin), SMALL_MARGIN))
+    keep, left_out = _first_failures(checks, len(pairs))
+
+    rows = pc.indices_nonzero(keep)
+    every_row = len(rows) == len(pairs)
+    kept = pairs if every_row else pairs.take(rows)
+    sides = (chosen, rejected) if every_row else (_Turns(kept.column("chosen")), _Turns(kept.column("rejected")))
+    turns = sides[0].before_last()
+    prompt_ids, prompt_keys = _digests(_render(turns))
+    examples = []
+    for rank, (name, side) in enumerate(zip(("chosen", "rejected"), sides, strict=True)):
+        rating = _without_nan(kept.column(f"{name}-rating"))
+        if config.label_rule == "absolute":
+            label = pc.greater_equal(rating, config.desirable_threshold)
+        else:
+            label = pa.array([rank == 0] * len(kept), pa.bool_())
+        examples.append(_examples(
+            prompt=turns, completion=side.last_content, label=label, prompt_id=prompt_ids, source=kept.column("source"),
+            model=kept.column(f"{name}-model"), average_rating=rating, _row=rows,
+            _rank=pa.array([rank] * len(kept), pa.int8()), _prompt_key=prompt_keys, _completion_key=_keys(side.last_content),
+        ))  # fmt: skip
+    return Converted(pa.concat_tables(examples), left_out)
+
+
+@dataclasses.dataclass(frozen=True)
+class Upstream:
+    """An upstream dataset: where it is, the columns it has, and how its rows become examples."""
+
+    repo: str
+    files: str  # its parquet files on the Hub, under the repo
+    schema: pa.Schema  # its columns, in its order
+    convert: Callable[[pa.Table, UltraFeedbackKTOConfig], Converted]
+    split_by: str  # the column whose text decides a row's split (see `split_of`)
+    examples_per_row: int  # about: what the shuffle's windows are sized by
+
+
+UPSTREAM = Upstream(
+    repo="argilla/ultrafeedback-binarized-preferences-cleaned",
+    files="data/train-*.parquet",
+    schema=pa.schema(
+        [("source", pa.string()), ("prompt", pa.string()), ("chosen", _MESSAGES), ("chosen-rating", pa.float64()),
+         ("chosen-model", pa.string()), ("rejected", _MESSAGES), ("rejected-rating", pa.float64()),
+         ("rejected-model", pa.string())]  # fmt: skip
+    ),
+    convert=convert_pairs,
+    split_by="prompt",
+    examples_per_row=2,
+)
+UPSTREAM_REPO, UPSTREAM_SCHEMA = UPSTREAM.repo, UPSTREAM.schema
+
+
+# ---------------------------------------------------------------------------------------
 # Splits and row order
 # ---------------------------------------------------------------------------------------
 
@@ -431,13 +436,13 @@ def kl_partners(position: int, rows: int) -> list[int]:
     """The positions whose prompt must differ from the prompt at ``position`` in a split of
     ``rows`` rows: its neighbours, and for each of `KL_BATCH_SIZES` the other end of its batch
     when it starts or ends one (a last batch that is a single row pairs it with itself)."""
-    partners = [near for near in (position - 1, position + 1) if 0 <= near < rows]
+    partners = {near for near in (position - 1, position + 1) if 0 <= near < rows}
     for size in KL_BATCH_SIZES:
         start = position - position % size
         end = min(start + size, rows) - 1
         if end - start > 1 and position in (start, end):
-            partners.append(start + end - position)
-    return sorted(set(partners))
+            partners.add(start + end - position)
+    return sorted(partners)
 
 
 def arrange(prompt_keys: Sequence, labels: Sequence[bool], rng: random.Random, *, start: int = 0,
@@ -483,10 +488,7 @@ def _label_sequence(true_left: int, false_left: int, cap: int, rng: random.Rando
                    and false_left <= cap * true_left)  # fmt: skip
         false_ok = (false_run <= cap and false_left - 1 <= cap - false_run + cap * true_left
                     and true_left <= cap * false_left)  # fmt: skip
-        if true_ok == false_ok:
-            label = rng.random() * (true_left + false_left) < true_left
-        else:
-            label = true_ok
+        label = rng.random() * (true_left + false_left) < true_left if true_ok == false_ok else true_ok
         sequence.append(label)
         true_left, false_left = true_left - label, false_left - (not label)
         run, run_label = (run + 1, label) if label is run_label else (1, label)
@@ -495,21 +497,21 @@ def _label_sequence(true_left: int, false_left: int, cap: int, rng: random.Rando
 
 def _separate_prompts(order: list[int], prompt_keys: Sequence, labels: Sequence[bool], rng: random.Random,
                       start: int, rows: int) -> None:  # fmt: skip
-    here_rows = len(order)
+    count = len(order)
 
     def fits(row: int, position: int, leaving: int) -> bool:
         """Whether ``row`` at ``position`` shares its prompt with none of its partners but the one it leaves."""
         key = prompt_keys[row]
         return all(prompt_keys[order[p - start]] != key for p in kl_partners(start + position, rows)
-                   if p != start + leaving and start <= p < start + here_rows)  # fmt: skip
+                   if p != start + leaving and start <= p < start + count)  # fmt: skip
 
     for _, position, _ in _matched([prompt_keys[row] for row in order], start, rows):
         here = order[position]
         if fits(here, position, -1):
             continue  # an earlier swap already separated it
-        first = rng.randrange(here_rows)
-        for offset in range(here_rows):
-            other = (first + offset) % here_rows
+        first = rng.randrange(count)
+        for offset in range(count):
+            other = (first + offset) % count
             there = order[other]
             if labels[there] == labels[here] and fits(there, position, other) and fits(here, other, position):
                 order[position], order[other] = there, here
@@ -559,12 +561,49 @@ def order_problems(prompt_ids: Sequence[str], labels: Sequence[bool], window: in
     return problems
 
 
+def _last_run(labels: list[bool], before: tuple[bool | None, int]) -> tuple[bool | None, int]:
+    """``(label, length)`` of the run of labels that ``labels`` end with, continuing ``before``."""
+    length = next((count for count, label in enumerate(reversed(labels)) if label != labels[-1]), len(labels))
+    return labels[-1], length + (before[1] if length == len(labels) and before[0] == labels[-1] else 0)
+
+
+def _keep(windows: list[pa.Table], report: SplitReport, place: Callable[[int], str]) -> list[list[int]]:
+    """Of each window of a split, the rows it keeps: the first in upstream order of each
+    (prompt, completion, label), and none of a (prompt, completion) found with both labels.
+    The others are counted in ``report``; ``place`` names an upstream row."""
+    keys = pa.concat_tables(window.append_column("window", pa.array([number] * len(window), pa.int32()))
+                            .append_column("index", pa.array(range(len(window)), pa.int64()))
+                            for number, window in enumerate(windows))  # fmt: skip
+    groups = (keys.append_column("at", pa.array(range(len(keys)), pa.int64()))
+              .group_by(["prompt_key", "completion_key"], use_threads=False)
+              .aggregate([("at", "list"), ("label", "min"), ("label", "max")]))  # fmt: skip
+    repeated = groups.filter(pc.greater(pc.list_value_length(groups.column("at_list")), 1)).to_pylist()
+    dropped: set[int] = set()
+    if repeated:
+        upstream_order = list(zip(keys.column("row").to_pylist(), keys.column("rank").to_pylist(), strict=True))
+        for group in repeated:
+            first, *others = sorted(group["at_list"], key=upstream_order.__getitem__)
+            if group["label_min"] != group["label_max"]:
+                dropped.update([first, *others])
+                report.add(CONTRADICTORY, place(upstream_order[first][0]), 1 + len(others))
+            else:
+                dropped.update(others)
+                report.add(DUPLICATE, place(upstream_order[others[0]][0]), len(others))
+    kept: list[list[int]] = [[] for _ in windows]
+    for at, (window, index) in enumerate(zip(keys.column("window").to_pylist(), keys.column("index").to_pylist(), strict=True)):
+        if at not in dropped:
+            kept[window].append(index)
+    return kept
+
+
 # ---------------------------------------------------------------------------------------
 # Reading the upstream files
 # ---------------------------------------------------------------------------------------
 
 _BATCH_ROWS = 2_000
 _JSON_SUFFIXES = (".jsonl", ".json", ".ndjson")
+NOT_AN_OBJECT = Reason("not a JSON object")
+WRONG_TYPE = Reason("a value of the wrong type")
 
 
 def _file_format(name: str) -> str:
@@ -703,7 +742,7 @@ def _json_rows(lines: list[bytes], schema: pa.Schema) -> tuple[pa.Table, list[tu
 
 
 # ---------------------------------------------------------------------------------------
-# What a build leaves out
+# The builder
 # ---------------------------------------------------------------------------------------
 
 
@@ -725,79 +764,14 @@ class SplitReport:
         if len(places) < self.FIRST_PLACES and place not in places:
             places.append(place)
 
-    def lines(self, malformed: bool) -> list[str]:
-        return [f"{reason}: {count} {reason.unit}(s) (first at {'; '.join(self.places[reason])})"
-                for reason, count in self.left_out.most_common() if (reason.kind == "malformed") == malformed]  # fmt: skip
-
     def log(self, on_bad_rows: str) -> None:
-        malformed, others = self.lines(malformed=True), self.lines(malformed=False)
-        if malformed and on_bad_rows == "warn":
-            logger.warning(f"Left out malformed upstream data of split {self.split!r}:\n  " + "\n  ".join(malformed))
-        if others:
-            logger.info(f"Left out of split {self.split!r}:\n  " + "\n  ".join(others))
-
-
-# ---------------------------------------------------------------------------------------
-# The shuffle's files
-# ---------------------------------------------------------------------------------------
-
-#: Examples per window: the unit the shuffle writes, reads back and orders at once (about
-#: 40 MB at UltraFeedback's text lengths), so that memory holds one window, whatever the upstream.
-_WINDOW_EXAMPLES = 16_384
-#: Rows per table handed to datasets: its shards can only end between tables.
-_TABLE_ROWS = 512
-
-
-class _Spill:
-    """A folder of Arrow files, one per window of each split, where converted examples wait
-    while their order is decided; removed with the last reference to it (the split
-    generators of a build, or a stream)."""
-
-    def __init__(self, parent: str | None):
-        self.folder = tempfile.TemporaryDirectory(prefix="ufkto-shuffle-", dir=parent)
-        self.files: dict[str, tuple[pa.NativeFile, pa.ipc.RecordBatchFileWriter]] = {}
-
-    def __reduce__(self):
-        # Worker processes (num_proc) get the folder's name only: they never remove it.
-        return (str, (self.folder.name,))
-
-    def path(self, name: str) -> str:
-        return os.path.join(self.folder.name, name)
-
-    def write(self, name: str, table: pa.Table) -> None:
-        if name not in self.files:
-            sink = pa.OSFile(self.path(name), "wb")
-            self.files[name] = (sink, pa.ipc.new_file(sink, table.schema))
-        self.files[name][1].write_table(table)
-
-    def close(self) -> None:
-        for sink, writer in self.files.values():
-            writer.close()
-            sink.close()
-        self.files = {}
-
-
-def _read_window(path: str, order: pa.Array) -> pa.Table:
-    """The rows of a window file in ``order``: read whole (not memory-mapped), then taken."""
-    with pa.OSFile(path) as source:
-        return pa.ipc.open_file(source).read_all().combine_chunks().take(order)
-
-
-def _windows(prompt_keys: pa.Array, seed: int, count: int) -> pa.Array:
-    """The window of each prompt key, a hash of it and the seed: a prompt's rows share one."""
-    def uint64(value: int) -> pa.Scalar:
-        return pa.scalar(value, pa.uint64())
-
-    seed_key = int.from_bytes(hashlib.sha256(str(seed).encode()).digest()[:8], "little")
-    # Multiplying by an odd constant (wrapping) mixes the seed into the high bits, which pick the window.
-    mixed = pc.multiply(pc.bit_wise_xor(pc.cast(prompt_keys, pa.uint64(), safe=False), uint64(seed_key)),
-                        uint64(0x9E3779B97F4A7C15))  # fmt: skip
-    return pc.cast(pc.shift_right(pc.multiply(pc.shift_right(mixed, uint64(32)), uint64(count)), uint64(32)), pa.int64())
-
-
-# ---------------------------------------------------------------------------------------
-# The builder
-# ---------------------------------------------------------------------------------------
+        lines = {kind: [f"{reason}: {count} {reason.unit}(s) (first at {'; '.join(self.places[reason])})"
+                        for reason, count in self.left_out.most_common() if (reason.kind == "malformed") == kind]
+                 for kind in (True, False)}  # fmt: skip
+        if lines[True] and on_bad_rows == "warn":
+            logger.warning(f"Left out malformed upstream data of split {self.split!r}:\n  " + "\n  ".join(lines[True]))
+        if lines[False]:
+            logger.info(f"Left out of split {self.split!r}:\n  " + "\n  ".join(lines[False]))
 
 
 @dataclasses.dataclass
@@ -900,24 +874,29 @@ def option_choices() -> dict[str, tuple]:
     return {name: typing.get_args(hint) for name, hint in hints.items() if typing.get_origin(hint) is Literal}
 
 
+#: Examples per window: the unit the shuffle writes, reads back and orders at once (about
+#: 40 MB at UltraFeedback's text lengths), so that memory holds one window, whatever the upstream.
+_WINDOW_EXAMPLES = 16_384
+#: Rows per table handed to datasets: its shards can only end between tables.
+_TABLE_ROWS = 512
+
+
 class UltraFeedbackKTO(datasets.ArrowBasedBuilder):
     """UltraFeedback preference pairs unpaired into KTO examples (see the module docstring).
 
     An `ArrowBasedBuilder`, the kind behind ``datasets``' own parquet and json loaders: it
-    hands Arrow tables to the writer rather than one example at a time.
+    hands Arrow tables to the writer rather than one example at a time. After its splits
+    are planned, ``reports`` holds what each left out (a `SplitReport`).
     """
 
     BUILDER_CONFIG_CLASS = UltraFeedbackKTOConfig
     VERSION = datasets.Version("1.0.0")
     BUILDER_CONFIGS = [
-        UltraFeedbackKTOConfig(
-            name="default", version=VERSION, format="standard", description="prompt and completion as strings"
-        ),
-        UltraFeedbackKTOConfig(
-            name="conversational", version=VERSION, format="conversational",
-            description="prompt and completion as message lists",
-        ),  # fmt: skip
-    ]
+        UltraFeedbackKTOConfig(name="default", version=VERSION, format="standard",
+                               description="prompt and completion as strings"),
+        UltraFeedbackKTOConfig(name="conversational", version=VERSION, format="conversational",
+                               description="prompt and completion as message lists"),
+    ]  # fmt: skip
     DEFAULT_CONFIG_NAME = "default"
 
     def __init__(self, *args, **kwargs):
@@ -927,140 +906,112 @@ class UltraFeedbackKTO(datasets.ArrowBasedBuilder):
 
     def _info(self) -> datasets.DatasetInfo:
         return datasets.DatasetInfo(
-            description=_DESCRIPTION,
+            description=f"UltraFeedback ({UPSTREAM.repo}) unpaired for KTO: one example (prompt, completion, label) "
+            "per completion, ordered for TRL's KTO trainer, which reads them in file order.",
             citation=CITATION,
-            homepage=f"https://huggingface.co/datasets/{UPSTREAM_REPO}",
+            homepage=f"https://huggingface.co/datasets/{UPSTREAM.repo}",
             license="mit",
             features=FEATURES[self.config.format],
         )
 
     def _split_generators(self, dl_manager) -> list[datasets.SplitGenerator]:
-        names = self._source_names(dl_manager)
+        config = self.config
+        if config.data_files:
+            names = [name for files in config.data_files.values() for name in files]
+        else:
+            pattern = f"hf://datasets/{UPSTREAM.repo}@{config.upstream_revision}/{UPSTREAM.files}"
+            names = list(datasets.data_files.DataFilesList.from_patterns([pattern], download_config=dl_manager.download_config))
         paths = dl_manager.download(names)
         # Every file is checked before any row is read.
-        rows = sum(inspect_source(name, path) for name, path in zip(names, paths, strict=True))
-        rows = min(rows, self.config.max_pairs or rows)
-        shares = {"train": 1 - self.config.test_size, "test": self.config.test_size}
-        if self.config.order == "upstream":  # windows of consecutive upstream rows
-            shares = {split: 1 for split, share in shares.items() if share > 0}
-        windows = {split: max(1, math.ceil(2 * rows * share / _WINDOW_EXAMPLES)) for split, share in shares.items()
-                   if share > 0}  # fmt: skip
-        spill = _Spill(self.config.shuffle_dir)
-        keys, reports = self._convert(names, paths, spill, windows)
+        rows = sum(inspect_source(name, path, UPSTREAM.schema) for name, path in zip(names, paths, strict=True))
+        rows = min(rows, config.max_pairs or rows)
+        # Windows of consecutive upstream rows in upstream order; else shares of the split's.
+        shares = {"train": 1 - config.test_size, "test": config.test_size}
+        windows = {split: max(1, math.ceil(UPSTREAM.examples_per_row * rows * (1 if config.order == "upstream" else share)
+                                           / _WINDOW_EXAMPLES)) for split, share in shares.items() if share > 0}  # fmt: skip
+        # The shuffle's files, one per window of each split; they go with the split
+        # generators of a build, or with a stream, that hold the last reference to them.
+        spill = _Spill(config.shuffle_dir, windows)
+        reports, place = self._convert(names, paths, spill)
         generators = []
-        for split in windows:
-            kept = _keep(keys[split], reports[split], names)
-            orders = self._orders(split, keys[split], kept)
-            reports[split].log(self.config.on_bad_rows)
-            files = [spill.path(f"{split}-{window}") for window, order in enumerate(orders) if len(order)]
-            if files:
-                gen_kwargs = {"windows": files, "orders": [order for order in orders if len(order)], "spill": spill}
-                generators.append(datasets.SplitGenerator(name=split, gen_kwargs=gen_kwargs))
+        for split, count in windows.items():
+            keys = spill.keys(split)
+            orders = self._orders(split, keys, _keep(keys, reports[split], place))
+            reports[split].log(config.on_bad_rows)
+            written = [window for window in range(count) if len(orders[window])]
+            if written:
+                generators.append(datasets.SplitGenerator(name=split, gen_kwargs={
+                    "windows": [spill.path(split, w) for w in written], "orders": [orders[w] for w in written],
+                    "spill": spill}))  # fmt: skip
             else:
-                logger.warning(f"Split {split!r} has no rows (test_size={self.config.test_size}): it is left out")
+                logger.warning(f"Split {split!r} has no rows (test_size={config.test_size}): it is left out")
         if not generators:
             left_out = sum((report.left_out for report in reports.values()), Counter())
             reasons = "; ".join(f"{reason}: {count}" for reason, count in left_out.most_common())
             raise UpstreamError(f"no pairs left to build from ({reasons or 'no pairs read'})")
-        #: What each split left out, for the card (publish/).
         self.reports = reports
         return generators
 
-    def _source_names(self, dl_manager) -> list[str]:
-        if self.config.data_files:
-            return [name for files in self.config.data_files.values() for name in files]
-        pattern = f"hf://datasets/{UPSTREAM_REPO}@{self.config.upstream_revision}/{UPSTREAM_FILES}"
-        return list(
-            datasets.data_files.DataFilesList.from_patterns([pattern], download_config=dl_manager.download_config)
-        )
-
-    def _convert(self, names, paths, spill: _Spill, windows: dict[str, int]) -> tuple[dict, dict[str, SplitReport]]:
-        """Read and convert every upstream pair once, in upstream order, filing each example in
-        the spill under its split and window; return, per split and window, the keys of its
-        examples in the order they were filed (what the order is decided from), and per
-        split its report."""
-        splits = list(windows)
+    def _convert(self, names: list[str], paths: list[str], spill: _Spill):
+        """Read and convert every upstream row once, in upstream order, filing each example in
+        the spill by split and window. Returns each split's report, and what names an upstream
+        row (by its number) in messages."""
+        config, splits = self.config, list(spill.windows)
         reports = {split: SplitReport(split) for split in splits}
-        keys: dict[str, list[list[pa.Table]]] = {split: [[] for _ in range(count)] for split, count in windows.items()}
+        files: list[tuple[int, str]] = []  # (upstream row, file) of each file's first row
+        limit, row = config.max_pairs or math.inf, 0
         try:
-            for name, first_row, batch, unread in self._upstream(names, paths):
-                # All False with test_size=0, when there is no test split.
-                tests = _is_test(batch.column("prompt"), self.config.test_size)
-                in_split = [splits[test] for test in tests.to_pylist()]
-                converted = convert_pairs(batch, self.config)
-                # An unread row is all nulls in the batch: its reason is the reading's.
-                unread_rows = {row for row, _ in unread}
-                refused = [(row, reason) for row, reason in converted.left_out if row not in unread_rows]
-                for row, reason in sorted(unread + refused, key=lambda item: item[0]):
-                    self._leave_out(reports[in_split[row]], reason, name, first_row + row)
-                for split in splits:
-                    reports[split].read += in_split.count(split)
-                examples = converted.examples
-                row = pc.add(examples.column("_row"), first_row)
-                test = tests.take(examples.column("_row"))
-                for split in splits:
-                    mine = pc.indices_nonzero(pc.equal(test, split == "test"))
-                    count = windows[split]
-                    if self.config.order == "upstream":
-                        of_mine = pc.min_element_wise(pc.divide(row.take(mine), _WINDOW_EXAMPLES // 2), count - 1)
-                    else:
-                        of_mine = _windows(examples.column("_prompt_key").take(mine), self.config.seed, count)
-                    by_window = pc.sort_indices(of_mine)
-                    mine, of_mine = mine.take(by_window), of_mine.take(by_window)
-                    filed = examples.take(mine)
-                    offset = 0
-                    for group in pc.value_counts(of_mine).to_pylist():
-                        part = filed.slice(offset, group["counts"])
-                        offset += group["counts"]
-                        spill.write(f"{split}-{group['values']}", part.select(FEATURES["conversational"].arrow_schema.names))
-                        keys[split][group["values"]].append(pa.table({
-                            "prompt_key": part.column("_prompt_key"), "completion_key": part.column("_completion_key"),
-                            "label": part.column("label"), "row": row.take(mine).slice(offset - group["counts"], group["counts"]),
-                            "rank": part.column("_rank"), "file": pa.array([names.index(name)] * len(part), pa.int32()),
-                        }))  # fmt: skip
+            for name, path in zip(names, paths, strict=True):
+                files.append((row, name))
+                for batch, unread in read_batches(name, path, UPSTREAM.schema):
+                    if row >= limit:
+                        break
+                    if len(batch) > limit - row:
+                        batch, unread = batch.slice(0, int(limit - row)), [u for u in unread if u[0] < limit - row]
+                    tests = _is_test(batch.column(UPSTREAM.split_by), config.test_size)  # all False with test_size=0
+                    in_split = [splits[test] for test in tests.to_pylist()]
+                    converted = UPSTREAM.convert(batch, config)
+                    # An unread row is all nulls in the batch: its reason is the reading's.
+                    unread_rows = {index for index, _ in unread}
+                    refused = [(index, why) for index, why in converted.left_out if index not in unread_rows]
+                    for index, reason in sorted(unread + refused, key=lambda item: item[0]):
+                        place = f"{name}: row {row - files[-1][0] + index}"
+                        if reason.kind == "malformed" and config.on_bad_rows == "error":
+                            raise BadRowError(f"{place}: {reason} (on_bad_rows='error'; 'warn' or 'skip' leave such rows out)")
+                        reports[in_split[index]].add(reason, place.replace(":", "", 1))
+                    examples = converted.examples.set_column(
+                        converted.examples.schema.get_field_index("_row"), "_row", pc.add(converted.examples.column("_row"), row))
+                    test = tests.take(converted.examples.column("_row"))
+                    for split in splits:
+                        reports[split].read += in_split.count(split)
+                        spill.file(split, examples.filter(pc.equal(test, split == "test")), config)
+                    row += len(batch)
         finally:
             spill.close()
-        return {split: [pa.concat_tables(tables) if tables else None for tables in per_window]
-                for split, per_window in keys.items()}, reports  # fmt: skip
 
-    def _upstream(self, names, paths) -> Iterator[tuple[str, int, pa.Table, list]]:
-        """``(file name, row of the batch in its file, batch, its unread rows)``, up to ``max_pairs``."""
-        left = self.config.max_pairs or math.inf
-        for name, path in zip(names, paths, strict=True):
-            row = 0
-            for batch, unread in read_batches(name, path):
-                if left <= 0:
-                    return
-                if len(batch) > left:
-                    batch, unread = batch.slice(0, int(left)), [(r, why) for r, why in unread if r < left]
-                yield name, row, batch, unread
-                row += len(batch)
-                left -= len(batch)
+        def place(upstream_row: int) -> str:
+            first, name = max(start for start in files if start[0] <= upstream_row)
+            return f"{name} row {upstream_row - first}"
 
-    def _leave_out(self, report: SplitReport, reason: Reason, name: str, row: int) -> None:
-        if reason.kind == "malformed" and self.config.on_bad_rows == "error":
-            raise BadRowError(f"{name}: row {row}: {reason} (on_bad_rows='error'; 'warn' or 'skip' leave such pairs out)")
-        report.add(reason, f"{name} row {row}")
+        return reports, place
 
-    def _orders(self, split: str, keys: list[pa.Table | None], kept: list[list[int]]) -> list[pa.Array]:
+    def _orders(self, split: str, keys: list[pa.Table], kept: list[list[int]]) -> list[pa.Array]:
         """The order of each window: its kept rows (`_keep`) in the order they are written."""
         total = sum(map(len, kept))
         rng = random.Random(f"{self.config.seed}/{split}")
         orders, start, run = [], 0, (None, 0)
         for window, rows in zip(keys, kept, strict=True):
-            if not rows:
-                orders.append(pa.array([], pa.int64()))
-                continue
             if self.config.order == "upstream":
-                order = window.take(rows).append_column("index", pa.array(rows))
-                order = order.sort_by([("file", "ascending"), ("row", "ascending"), ("rank", "ascending")])
-                orders.append(order.column("index").combine_chunks())
+                rows = pa.array(rows, pa.int64())
+                upstream = window.take(rows).append_column("index", rows)
+                orders.append(upstream.sort_by([("row", "ascending"), ("rank", "ascending")]).column("index").combine_chunks())
                 continue
             prompt_keys, labels = window.column("prompt_key").to_pylist(), window.column("label").to_pylist()
             arranged = arrange([prompt_keys[row] for row in rows], [labels[row] for row in rows], rng,
                                start=start, rows=total, run=run)  # fmt: skip
             order = [rows[index] for index in arranged]
-            run = _last_run([labels[row] for row in order], run)
+            if order:
+                run = _last_run([labels[row] for row in order], run)
             start += len(order)
             orders.append(pa.array(order, pa.int64()))
         return orders
@@ -1068,7 +1019,8 @@ class UltraFeedbackKTO(datasets.ArrowBasedBuilder):
     def _generate_tables(self, windows: list[str], orders: list[pa.Array], spill=None) -> Iterator[tuple[Any, pa.Table]]:
         # ``spill`` is only there to keep the window files while the split is generated.
         for window, (path, order) in enumerate(zip(windows, orders, strict=True)):
-            rows = _read_window(path, order)
+            with pa.OSFile(path) as source:  # read, not memory-mapped: memory holds one window
+                rows = pa.ipc.open_file(source).read_all().combine_chunks().take(order)
             if self.config.format == "standard":
                 rows = standard_from_conversational(rows)
             for start in range(0, rows.num_rows, _TABLE_ROWS):
@@ -1086,46 +1038,76 @@ class UltraFeedbackKTO(datasets.ArrowBasedBuilder):
                 yield f"{key}/{index}", row
 
 
-def _last_run(labels: list[bool], before: tuple[bool | None, int]) -> tuple[bool | None, int]:
-    """``(label, length)`` of the run of labels that ``labels`` end with, continuing ``before``."""
-    length = next((count for count, label in enumerate(reversed(labels)) if label != labels[-1]), len(labels))
-    return (labels[-1], length + (before[1] if length == len(labels) and before[0] == labels[-1] else 0))
+#: What the order of a window is decided from, per example in the order it was filed.
+_KEYS = pa.schema([("prompt_key", pa.int64()), ("completion_key", pa.int64()), ("label", pa.bool_()),
+                   ("row", pa.int64()), ("rank", pa.int8())])  # fmt: skip
 
 
-def _keep(windows: list[pa.Table | None], report: SplitReport, names: list[str]) -> list[list[int]]:
-    """The rows of each window of a split that the split keeps: the first in upstream order of
-    each (prompt, completion, label), and none of a (prompt, completion) found with both
-    labels. The others are counted in ``report``."""
-    if all(window is None for window in windows):
-        return [[] for _ in windows]
-    keys = pa.concat_tables([
-        window.append_column("window", pa.array([number] * len(window), pa.int32()))
-              .append_column("index", pa.array(range(len(window)), pa.int64()))
-        for number, window in enumerate(windows) if window is not None
-    ])  # fmt: skip
-    rows = keys.append_column("at", pa.array(range(len(keys)), pa.int64()))
-    grouped = rows.group_by(["prompt_key", "completion_key"], use_threads=False).aggregate(
-        [("at", "list"), ("label", "min"), ("label", "max")]
-    )
-    repeated = grouped.filter(pc.greater(pc.list_value_length(grouped.column("at_list")), 1))
-    dropped = set()
-    for group in repeated.to_pylist():
-        # Upstream order: file, row, then place among the row's examples.
-        first, *others = sorted(group["at_list"], key=lambda at: (keys["file"][at].as_py(), keys["row"][at].as_py(),
-                                                                    keys["rank"][at].as_py()))  # fmt: skip
-        place = f"{names[keys['file'][first].as_py()]} row {keys['row'][first].as_py()}"
-        if group["label_min"] != group["label_max"]:
-            dropped.update([first, *others])
-            report.add(CONTRADICTORY, place, 1 + len(others))
+def _windows(prompt_keys: pa.Array, seed: int, count: int) -> pa.Array:
+    """The window of each prompt key, a hash of it and the seed: a prompt's rows share one."""
+
+    def uint64(value: int) -> pa.Scalar:
+        return pa.scalar(value, pa.uint64())
+
+    seed_key = int.from_bytes(hashlib.sha256(str(seed).encode()).digest()[:8], "little")
+    # Multiplying by an odd constant (wrapping) mixes the seed into the high bits, which pick the window.
+    mixed = pc.multiply(pc.bit_wise_xor(pc.cast(prompt_keys, pa.uint64(), safe=False), uint64(seed_key)),
+                        uint64(0x9E3779B97F4A7C15))  # fmt: skip
+    return pc.cast(pc.shift_right(pc.multiply(pc.shift_right(mixed, uint64(32)), uint64(count)), uint64(32)), pa.int64())
+
+
+class _Spill:
+    """The shuffle's files: each split's examples filed by window, one Arrow file a window, and
+    per window the keys its order is decided from. The folder is removed with the last
+    reference to this object (held by a build's split generators, or by a stream)."""
+
+    def __init__(self, parent: str | None, windows: dict[str, int]):
+        self.folder = tempfile.TemporaryDirectory(prefix="ufkto-shuffle-", dir=parent)
+        self.windows = windows  # per split, how many
+        self.files: dict[str, tuple[pa.NativeFile, pa.ipc.RecordBatchFileWriter]] = {}
+        self._keys: dict[tuple[str, int], list[pa.Table]] = {}
+
+    def __reduce__(self):
+        # Worker processes (num_proc) get the folder's name only: they never remove it.
+        return (str, (self.folder.name,))
+
+    def path(self, split: str, window: int) -> str:
+        return os.path.join(self.folder.name, f"{split}-{window:05d}.arrow")
+
+    def file(self, split: str, examples: pa.Table, config: UltraFeedbackKTOConfig) -> None:
+        """Write each example to its window: a hash of its prompt and the seed, or with
+        ``order="upstream"`` a run of consecutive upstream rows."""
+        count = self.windows[split]
+        if config.order == "upstream":
+            window = pc.min_element_wise(pc.divide(examples.column("_row"), _WINDOW_EXAMPLES // UPSTREAM.examples_per_row),
+                                         count - 1)  # fmt: skip
         else:
-            dropped.update(others)
-            report.add(DUPLICATE, f"{names[keys['file'][others[0]].as_py()]} row {keys['row'][others[0]].as_py()}",
-                       len(others))  # fmt: skip
-    kept: list[list[int]] = [[] for _ in windows]
-    for at, (window, index) in enumerate(zip(keys["window"].to_pylist(), keys["index"].to_pylist(), strict=True)):
-        if at not in dropped:
-            kept[window].append(index)
-    return kept
+            window = _windows(examples.column("_prompt_key"), config.seed, count)
+        by_window = pc.sort_indices(window)
+        examples, window = examples.take(by_window), window.take(by_window)
+        offset = 0
+        for group in pc.value_counts(window).to_pylist():
+            part = examples.slice(offset, group["counts"])
+            offset += group["counts"]
+            path = self.path(split, group["values"])
+            if path not in self.files:
+                sink = pa.OSFile(path, "wb")
+                self.files[path] = (sink, pa.ipc.new_file(sink, FEATURES["conversational"].arrow_schema))
+            self.files[path][1].write_table(part.select(FEATURES["conversational"].arrow_schema.names))
+            self._keys.setdefault((split, group["values"]), []).append(pa.table(
+                [part.column("_prompt_key"), part.column("_completion_key"), part.column("label"),
+                 part.column("_row"), part.column("_rank")], schema=_KEYS))  # fmt: skip
+
+    def keys(self, split: str) -> list[pa.Table]:
+        """Per window of ``split``, the keys of its examples in the order they were filed."""
+        return [pa.concat_tables(self._keys.get((split, window), [_KEYS.empty_table()]))
+                for window in range(self.windows[split])]  # fmt: skip
+
+    def close(self) -> None:
+        for sink, writer in self.files.values():
+            writer.close()
+            sink.close()
+        self.files = {}
 
 
 class _TypedExamplesIterable(datasets.iterable_dataset.ExamplesIterable):
