@@ -600,7 +600,7 @@ def _keep(windows: list[pa.Table], report: SplitReport, place: Callable[[int], s
 # Reading the upstream files
 # ---------------------------------------------------------------------------------------
 
-_BATCH_ROWS = 2_000
+_BATCH_ROWS = 1_000
 _JSON_SUFFIXES = (".jsonl", ".json", ".ndjson")
 NOT_AN_OBJECT = Reason("not a JSON object")
 WRONG_TYPE = Reason("a value of the wrong type")
@@ -875,8 +875,8 @@ def option_choices() -> dict[str, tuple]:
 
 
 #: Examples per window: the unit the shuffle writes, reads back and orders at once (about
-#: 40 MB at UltraFeedback's text lengths), so that memory holds one window, whatever the upstream.
-_WINDOW_EXAMPLES = 16_384
+#: 20 MB at UltraFeedback's text lengths), so that memory holds one window, whatever the upstream.
+_WINDOW_EXAMPLES = 8_192
 #: Rows per table handed to datasets: its shards can only end between tables.
 _TABLE_ROWS = 512
 
