@@ -89,6 +89,23 @@ FEATURES = {
     ),
 }
 _MESSAGES = pa.list_(pa.struct([("content", pa.string()), ("role", pa.string())]))
+_TEXT = datasets.Value("string")
+#: openbmb/UltraFeedback's annotations of a completion, the struct the seed dataset
+#: (argilla/ultrafeedback-binarized-preferences-cleaned-kto) declares for its column.
+ANNOTATIONS = {
+    "helpfulness": {"Rating": _TEXT, "Rationale": _TEXT, "Rationale For Rating": _TEXT, "Type": [_TEXT]},
+    "honesty": {"Rating": _TEXT, "Rationale": _TEXT},
+    "instruction_following": {"Rating": _TEXT, "Rationale": _TEXT},
+    "truthfulness": {"Rating": _TEXT, "Rationale": _TEXT, "Rationale For Rating": _TEXT, "Type": [_TEXT]},
+}
+
+
+_ANNOTATIONS_TYPE = datasets.Features({"annotations": ANNOTATIONS}).arrow_schema.field("annotations").type
+
+
+def features(format: str, upstream: str = "argilla-cleaned") -> datasets.Features:
+    """The columns of a config: `FEATURES` of its format, and ``annotations`` from openbmb."""
+    return datasets.Features({**FEATURES[format], **({"annotations": ANNOTATIONS} if upstream == "openbmb" else {})})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -114,11 +131,13 @@ PROMPT_MISMATCH = Reason("prompt differs from the first user turn")
 SAME_COMPLETION = Reason("chosen and rejected are identical")
 REJECTED_ABOVE_CHOSEN = Reason("rejected rated above chosen")
 MISSING_RATING = Reason("missing rating", kind="option")
+EXCLUDED_SOURCE = Reason("source in exclude_sources", kind="option")
 SMALL_MARGIN = Reason("rating margin below min_rating_margin", kind="option")
 # Rules over a whole split (`_keep`): KTO learns from single examples, so the same completion
 # for the same prompt marked both desirable and undesirable would cancel out.
 CONTRADICTORY = Reason("contradictory labels", unit="example", kind="rule")
 DUPLICATE = Reason("duplicate example", unit="example", kind="rule")
+IN_UPSTREAM_TEST = Reason("prompt in the upstream test split", unit="example", kind="rule")
 
 
 class UpstreamError(ValueError):
@@ -251,17 +270,15 @@ def _render(turns: pa.ListArray) -> pa.Array:
 def standard_from_conversational(table: pa.Table) -> pa.Table:
     """The ``default`` config's rows from the ``conversational`` config's, in the same order:
     ``prompt`` rendered by `render_prompt`, ``completion`` the one message's text."""
-    columns = {name: table.column(name) for name in table.column_names}
-    columns["prompt"] = _render(table.column("prompt").combine_chunks())
-    columns["completion"] = pc.struct_field(table.column("completion").combine_chunks().flatten(), "content")
-    schema = FEATURES["standard"].arrow_schema
-    return pa.table([columns[field.name] for field in schema], schema=schema)
+    prompt = _render(table.column("prompt").combine_chunks())
+    completion = pc.struct_field(table.column("completion").combine_chunks().flatten(), "content")
+    return table.set_column(0, "prompt", prompt).set_column(1, "completion", completion)
 
 
-def _examples(**columns) -> pa.Table:
-    """A table of examples in the conversational shape, with the builder's ``_`` columns."""
+def _examples(upstream: str, **columns) -> pa.Table:
+    """A table of examples in the upstream's conversational shape, and the builder's ``_`` columns."""
     columns["completion"] = _one_message_lists(columns["completion"], "assistant")
-    schema = FEATURES["conversational"].arrow_schema
+    schema = features("conversational", upstream).arrow_schema
     fields = [pa.field(name, value.type) for name, value in columns.items() if name not in schema.names]
     return pa.table([pc.cast(columns[field.name], field.type) for field in schema] + [columns[f.name] for f in fields],
                     schema=pa.schema(list(schema) + fields))  # fmt: skip
@@ -367,11 +384,91 @@ def convert_pairs(pairs: pa.Table, config: UltraFeedbackKTOConfig) -> Converted:
         else:
             label = pa.array([rank == 0] * len(kept), pa.bool_())
         examples.append(_examples(
-            prompt=turns, completion=side.last_content, label=label, prompt_id=prompt_ids, source=kept.column("source"),
+            config.upstream, prompt=turns, completion=side.last_content, label=label, prompt_id=prompt_ids, source=kept.column("source"),
             model=kept.column(f"{name}-model"), average_rating=rating, _row=rows,
             _rank=pa.array([rank] * len(kept), pa.int8()), _prompt_key=prompt_keys, _completion_key=_keys(side.last_content),
         ))  # fmt: skip
     return Converted(pa.concat_tables(examples), left_out)
+
+
+def convert_h4_pairs(pairs: pa.Table, config: UltraFeedbackKTOConfig) -> Converted:
+    """`convert_pairs` of HuggingFaceH4/ultrafeedback_binarized's pairs: its scores are the
+    ratings (UltraFeedback's overall score, 1 to 10); it names no source nor model."""
+    nulls = pa.nulls(len(pairs), pa.string())
+    return convert_pairs(pa.table({
+        "source": nulls, "prompt": pairs.column("prompt"), "chosen": pairs.column("chosen"),
+        "chosen-rating": pairs.column("score_chosen"), "chosen-model": nulls, "rejected": pairs.column("rejected"),
+        "rejected-rating": pairs.column("score_rejected"), "rejected-model": nulls,
+    }), config)  # fmt: skip
+
+
+EMPTY_INSTRUCTION = Reason("empty or missing instruction", unit="prompt")
+NULL_COMPLETION = Reason("malformed completion (null)", unit="completion")
+NO_COMPLETIONS = Reason("no completions", unit="prompt", kind="rule")
+EMPTY_RESPONSE = Reason("empty response", unit="completion", kind="rule")
+NO_NUMERIC_RATING = Reason("no numeric rating", unit="completion", kind="rule")
+ALL_TIE = Reason("all completions tie (best-vs-rest)", unit="prompt", kind="rule")
+_ASPECTS = tuple(ANNOTATIONS)
+
+
+def convert_completions(rows: pa.Table, config: UltraFeedbackKTOConfig) -> Converted:
+    """One example per rated completion of openbmb/UltraFeedback (a row per prompt, with its
+    completions): the prompt is the ``instruction``, the completion its ``response``, the
+    rating the mean of its numeric aspect ratings (helpfulness, honesty,
+    instruction_following, truthfulness; "N/A" left out).
+
+    Left out: a row with an empty instruction (malformed) or no completions; a completion
+    that is null (malformed), has an empty response or no numeric rating; with
+    ``label_rule="best-vs-rest"``, a prompt whose kept completions all tie. Labels: with
+    ``"absolute"``, desirable when the rating reaches ``desirable_threshold``; with
+    ``"best-vs-rest"``, the completions of the prompt's best rating are desirable.
+    """
+    rows = rows.combine_chunks()
+    instruction = _array(rows.column("instruction"))
+    lists = _array(rows.column("completions"))
+    lists = pa.concat_arrays([lists]) if lists.offset or lists.offsets[0].as_py() else lists
+    completions, row = lists.values, pc.list_parent_indices(lists)
+    rank = pc.subtract(pa.array(range(len(completions)), pa.int64()), lists.offsets.slice(0, len(lists)).take(row))
+    ratings = [pc.struct_field(completions, ["annotations", aspect, "Rating"]) for aspect in _ASPECTS]
+    numbers = [pc.cast(pc.if_else(pc.utf8_is_digit(r), r, None), pa.float64()) for r in ratings]  # "N/A" is none
+    counted = functools.reduce(pc.add, [pc.cast(pc.is_valid(number), pa.float64()) for number in numbers])
+    rating = pc.if_else(pc.greater(counted, 0), pc.divide(functools.reduce(pc.add, [pc.fill_null(n, 0.0) for n in numbers]),
+                                                           counted), None)  # fmt: skip
+    row_kept, left_out = _first_failures([(pc.invert(_has_text(instruction)), EMPTY_INSTRUCTION),
+                                          (pc.equal(pc.fill_null(pc.list_value_length(lists), 0), 0), NO_COMPLETIONS)],
+                                         len(rows))  # fmt: skip
+    keep, refused = _first_failures([(pc.is_null(completions), NULL_COMPLETION),
+                                     (pc.invert(_has_text(pc.struct_field(completions, "response"))), EMPTY_RESPONSE),
+                                     (pc.is_null(rating), NO_NUMERIC_RATING)], len(completions))  # fmt: skip
+    in_kept_row = row_kept.take(row)
+    left_out += [(row[index].as_py(), reason) for index, reason in refused if in_kept_row[index].as_py()]
+    keep = pc.and_(keep, in_kept_row)
+    if config.label_rule == "best-vs-rest":
+        best = _per_row(row, keep, rating, "max")
+        tie = pc.equal(best, _per_row(row, keep, rating, "min"))
+        left_out += [(r, ALL_TIE) for r in sorted(set(pc.filter(row, pc.and_(keep, tie)).to_pylist()))]
+        keep = pc.and_(keep, pc.invert(tie))
+        label = pc.equal(rating, best)
+    else:
+        label = pc.greater_equal(rating, config.desirable_threshold)
+    chosen = pc.indices_nonzero(keep)
+    kept, row = completions.take(chosen), row.take(chosen)
+    prompt_ids, prompt_keys = _digests(instruction)
+    response = pc.struct_field(kept, "response")
+    examples = _examples(
+        config.upstream, prompt=_one_message_lists(instruction.take(row), "user"), completion=response,
+        label=label.take(chosen), prompt_id=prompt_ids.take(row), source=rows.column("source").take(row),
+        model=pc.struct_field(kept, "model"), average_rating=rating.take(chosen),
+        annotations=pc.struct_field(kept, "annotations"), _row=row, _rank=pc.cast(rank.take(chosen), pa.int8()),
+        _prompt_key=prompt_keys.take(row), _completion_key=_keys(response),
+    )  # fmt: skip
+    return Converted(examples, sorted(left_out, key=lambda item: item[0]))
+
+
+def _per_row(row: pa.Array, keep: pa.Array, values: pa.Array, how: str) -> pa.Array:
+    """For each value, the ``how`` ("max", "min") of the kept values of its row."""
+    groups = pa.table({"row": row.filter(keep), "value": values.filter(keep)}).group_by("row").aggregate([("value", how)])
+    return groups.column(f"value_{how}").take(pc.index_in(row, value_set=groups.column("row")))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -379,26 +476,49 @@ class Upstream:
     """An upstream dataset: where it is, the columns it has, and how its rows become examples."""
 
     repo: str
-    files: str  # its parquet files on the Hub, under the repo
-    schema: pa.Schema  # its columns, in its order
+    files: dict[str, str]  # its parquet files on the Hub, by its split
+    schema: pa.Schema  # the columns read, in its order
     convert: Callable[[pa.Table, UltraFeedbackKTOConfig], Converted]
-    split_by: str  # the column whose text decides a row's split (see `split_of`)
+    row: str  # what one of its rows is, in words: "pair", "prompt"
+    label_rules: tuple[str, ...]  # the first is its default
+    desirable_threshold: float  # the default, on its rating scale
     examples_per_row: int  # about: what the shuffle's windows are sized by
+    split_by: str | None = None  # the column whose text decides a row's split (`split_of`), or
+    splits: dict[str, str] = dataclasses.field(default_factory=dict)  # its own splits, as ours
+    exclude_sources: tuple[str, ...] = ()
 
 
-UPSTREAM = Upstream(
-    repo="argilla/ultrafeedback-binarized-preferences-cleaned",
-    files="data/train-*.parquet",
-    schema=pa.schema(
-        [("source", pa.string()), ("prompt", pa.string()), ("chosen", _MESSAGES), ("chosen-rating", pa.float64()),
-         ("chosen-model", pa.string()), ("rejected", _MESSAGES), ("rejected-rating", pa.float64()),
-         ("rejected-model", pa.string())]  # fmt: skip
-    ),
-    convert=convert_pairs,
-    split_by="prompt",
-    examples_per_row=2,
-)
-UPSTREAM_REPO, UPSTREAM_SCHEMA = UPSTREAM.repo, UPSTREAM.schema
+_H4_MESSAGES = [("chosen", _MESSAGES), ("rejected", _MESSAGES)]
+UPSTREAMS = {
+    "argilla-cleaned": Upstream(
+        repo="argilla/ultrafeedback-binarized-preferences-cleaned",
+        files={"train": "data/train-*.parquet"},
+        schema=pa.schema(
+            [("source", pa.string()), ("prompt", pa.string()), ("chosen", _MESSAGES), ("chosen-rating", pa.float64()),
+             ("chosen-model", pa.string()), ("rejected", _MESSAGES), ("rejected-rating", pa.float64()),
+             ("rejected-model", pa.string())]  # fmt: skip
+        ),
+        convert=convert_pairs, row="pair", label_rules=("pairwise", "absolute"), desirable_threshold=4.0,
+        examples_per_row=2, split_by="prompt",
+    ),  # fmt: skip
+    "openbmb": Upstream(
+        repo="openbmb/UltraFeedback",
+        files={"train": "*.parquet"},
+        schema=pa.schema([("source", pa.string()), ("instruction", pa.string()), ("completions", pa.list_(pa.struct(
+            [("annotations", _ANNOTATIONS_TYPE), ("model", pa.string()), ("response", pa.string())])))]),  # fmt: skip
+        convert=convert_completions, row="prompt", label_rules=("absolute", "best-vs-rest"), desirable_threshold=4.0,
+        examples_per_row=4, split_by="instruction", exclude_sources=("truthful_qa",),
+    ),  # fmt: skip
+    "h4-binarized": Upstream(
+        repo="HuggingFaceH4/ultrafeedback_binarized",
+        files={"train_prefs": "data/train_prefs-*.parquet", "test_prefs": "data/test_prefs-*.parquet"},
+        schema=pa.schema([("prompt", pa.string()), *_H4_MESSAGES, ("score_chosen", pa.float64()),
+                          ("score_rejected", pa.float64())]),  # fmt: skip
+        convert=convert_h4_pairs, row="pair", label_rules=("pairwise", "absolute"), desirable_threshold=8.0,
+        examples_per_row=2, splits={"train_prefs": "train", "test_prefs": "test"},
+    ),  # fmt: skip
+}
+UPSTREAM_REPO, UPSTREAM_SCHEMA = UPSTREAMS["argilla-cleaned"].repo, UPSTREAMS["argilla-cleaned"].schema
 
 
 # ---------------------------------------------------------------------------------------
@@ -567,9 +687,10 @@ def _last_run(labels: list[bool], before: tuple[bool | None, int]) -> tuple[bool
     return labels[-1], length + (before[1] if length == len(labels) and before[0] == labels[-1] else 0)
 
 
-def _keep(windows: list[pa.Table], report: SplitReport, place: Callable[[int], str]) -> list[list[int]]:
+def _keep(windows: list[pa.Table], report: SplitReport, place: Callable[[int], str], excluded: set) -> list[list[int]]:
     """Of each window of a split, the rows it keeps: the first in upstream order of each
-    (prompt, completion, label), and none of a (prompt, completion) found with both labels.
+    (prompt, completion, label), none of a (prompt, completion) found with both labels, and
+    none of a prompt key in ``excluded`` (the test split's, where the upstream has its own).
     The others are counted in ``report``; ``place`` names an upstream row."""
     keys = pa.concat_tables(window.append_column("window", pa.array([number] * len(window), pa.int32()))
                             .append_column("index", pa.array(range(len(window)), pa.int64()))
@@ -589,6 +710,12 @@ def _keep(windows: list[pa.Table], report: SplitReport, place: Callable[[int], s
             else:
                 dropped.update(others)
                 report.add(DUPLICATE, place(upstream_order[others[0]][0]), len(others))
+    if excluded:
+        in_test = pc.indices_nonzero(pc.is_in(keys.column("prompt_key"), pa.array(list(excluded), pa.int64())))
+        for at in in_test.to_pylist():
+            if at not in dropped:
+                dropped.add(at)
+                report.add(IN_UPSTREAM_TEST, place(keys.column("row")[at].as_py()))
     kept: list[list[int]] = [[] for _ in windows]
     for at, (window, index) in enumerate(zip(keys.column("window").to_pylist(), keys.column("index").to_pylist(), strict=True)):
         if at not in dropped:
@@ -708,11 +835,11 @@ def _one_line(error: BaseException) -> str:
     return " ".join(str(error).split()) or type(error).__name__
 
 
-def read_batches(name: str, path: str, schema: pa.Schema = UPSTREAM_SCHEMA) -> Iterator[tuple[pa.Table, list]]:
+def read_batches(name: str, path: str, schema: pa.Schema = UPSTREAM_SCHEMA, unit: str = "pair") -> Iterator[tuple[pa.Table, list]]:
     """An upstream file's rows in batches, in file order, with the upstream's ``schema``, and
     for each batch the ``(row, reason)`` of rows that could not be read as that schema
     (JSON Lines only: a line that is not a JSON object, a value of the wrong type; such a
-    row is all nulls in the table)."""
+    row is all nulls in the table; ``unit`` is what a row is, in words)."""
     file_format = _file_format(name)
     try:
         with open(path, "rb") as f:
@@ -725,17 +852,17 @@ def read_batches(name: str, path: str, schema: pa.Schema = UPSTREAM_SCHEMA) -> I
                 return
             lines = (line for line in f if line.strip())
             while batch := [line for _, line in zip(range(_BATCH_ROWS), lines, strict=False)]:
-                yield _json_rows(batch, schema)
+                yield _json_rows(batch, schema, unit)
     except (pa.ArrowException, OSError) as error:
         raise UpstreamError(f"{name}: unreadable {file_format} file ({_one_line(error)})") from None
 
 
-def _json_rows(lines: list[bytes], schema: pa.Schema) -> tuple[pa.Table, list[tuple[int, Reason]]]:
+def _json_rows(lines: list[bytes], schema: pa.Schema, unit: str) -> tuple[pa.Table, list[tuple[int, Reason]]]:
     rows, unread = [], []
     for index, line in enumerate(lines):
         row = _json_object(line)
         if row is None or not all(_json_fits(row.get(field.name), field.type) for field in schema):
-            unread.append((index, NOT_AN_OBJECT if row is None else WRONG_TYPE))
+            unread.append((index, dataclasses.replace(NOT_AN_OBJECT if row is None else WRONG_TYPE, unit=unit)))
             row = {}
         rows.append(row)
     return pa.Table.from_pylist(rows, schema=schema), unread
@@ -778,56 +905,77 @@ class SplitReport:
 class UltraFeedbackKTOConfig(datasets.BuilderConfig):
     """Options of the UltraFeedback KTO builder.
 
+    The upstreams (``upstream``):
+
+    | upstream | Hub repo | a row | examples | splits |
+    |---|---|---|---|---|
+    | ``"argilla-cleaned"`` | argilla/ultrafeedback-binarized-preferences-cleaned | a pair | its chosen and rejected completions; ratings 1 to 5 | by ``test_size`` |
+    | ``"openbmb"`` | openbmb/UltraFeedback | a prompt | each rated completion, with its ``annotations``; ratings 1 to 5 (the mean of its aspects) | by ``test_size`` |
+    | ``"h4-binarized"`` | HuggingFaceH4/ultrafeedback_binarized | a pair | as argilla-cleaned; ratings are its scores, 1 to 10 | its own: ``train_prefs``, ``test_prefs`` |
+
     Args:
         format (`str`, defaults to ``"standard"``):
             ``"standard"``: ``prompt`` and ``completion`` are strings. ``"conversational"``:
             ``prompt`` is the list of ``{content, role}`` messages before the final assistant
             turn and ``completion`` a list holding that one assistant message, as TRL expects.
             The configs ``default`` and ``conversational`` set it.
+        upstream (`str`, defaults to ``"argilla-cleaned"``):
+            The upstream dataset: argilla-cleaned, openbmb or h4-binarized (table above). Without
+            ``data_files`` it is read from the Hub;
+            ``data_files`` give files with its columns (for h4-binarized keyed by its split
+            names: ``data_files={"train_prefs": ..., "test_prefs": ...}``). ``upstream="openbmb"``.
         upstream_revision (`str`, defaults to ``"main"``):
             Branch, tag or commit of the upstream Hub repo, used when ``data_files`` is not
             given. Pin a commit for a reproducible build: ``upstream_revision="a1b2c3..."``.
         test_size (`float`, defaults to ``0.05``):
             Fraction of prompts in the ``test`` split, chosen by a stable hash of the prompt
-            (see `split_of`); ``0`` gives ``train`` only. ``test_size=0.1``.
+            (see `split_of`); ``0`` gives ``train`` only. Not for h4-binarized, whose splits are
+            its own (a train prompt also in its test split is left out of train). ``test_size=0.1``.
         order (`str`, defaults to ``"shuffled"``):
             ``"shuffled"``: each split shuffled as a whole, then arranged so that no row shares
             its prompt with its neighbours or its KL partner in a training batch, and every 8
-            consecutive rows hold both labels (see `arrange`). ``"upstream"``: upstream order,
-            chosen then rejected; neighbours then share a prompt, which spoils the KL estimate
-            of TRL's KTO trainer: for inspecting the conversion, not for training.
+            consecutive rows hold both labels (see `arrange`). ``"upstream"``: upstream order;
+            neighbours then share a prompt, which spoils the KL estimate of TRL's KTO
+            trainer: for inspecting the conversion, not for training.
         seed (`int`, defaults to ``42``):
             Seed of the shuffle. The same seed gives the same order, streaming or not and
             with any ``num_proc``. ``seed=7``.
-        label_rule (`str`, defaults to ``"pairwise"``):
-            ``"pairwise"``: chosen is desirable, rejected is not. ``"absolute"``: a completion
-            is desirable when its own rating is at least ``desirable_threshold`` (the TRL docs
-            warn that a chosen completion is not always a good one); pairs with a missing
-            rating are left out.
-        desirable_threshold (`float`, defaults to ``4.0``):
-            With ``label_rule="absolute"``: the lowest rating (1 to 5) that is desirable.
-            ``desirable_threshold=4.5``.
+        label_rule (`str`, defaults to the upstream's: ``"pairwise"``, for openbmb ``"absolute"``):
+            ``"pairwise"`` (pairs only): chosen is desirable, rejected is not. ``"absolute"``: a
+            completion is desirable when its own rating is at least ``desirable_threshold``
+            (the TRL docs warn that a chosen completion is not always a good one); pairs with a
+            missing rating are left out. ``"best-vs-rest"`` (openbmb only): the completions
+            with the prompt's best rating are desirable; a prompt whose completions all tie is
+            left out. ``label_rule="absolute"``.
+        desirable_threshold (`float`, defaults to ``4.0``; ``8.0`` for h4-binarized):
+            With ``label_rule="absolute"``: the lowest rating that is desirable, on the upstream's
+            scale (1 to 5; h4-binarized's scores 1 to 10). ``desirable_threshold=4.5``.
         min_rating_margin (`float`, *optional*):
             Leave out pairs whose chosen rating exceeds the rejected one by less than this
-            (and pairs with a missing rating). ``min_rating_margin=1.0``.
+            (and pairs with a missing rating); pairs only. ``min_rating_margin=1.0``.
+        exclude_sources (`tuple[str]`, defaults to ``("truthful_qa",)`` for openbmb, else ``()``):
+            Leave out upstream rows of these sources (TruthfulQA is an evaluation set, which
+            Argilla's cleaning removed); not for h4-binarized, which has no source.
+            ``exclude_sources=("truthful_qa", "false_qa")``.
         max_pairs (`int`, *optional*):
-            Read only the first N upstream pairs, for quick runs. ``max_pairs=1000``.
+            Read only the first N upstream rows (pairs; prompts for openbmb; per split for
+            h4-binarized), for quick runs. ``max_pairs=1000``.
         on_bad_rows (`str`, defaults to ``"warn"``):
-            What to do with a malformed pair (see `convert_pairs` for the list).
-            ``"warn"``: leave it out and log, at the end of each split, one line per reason
-            with its count and first rows; ``"skip"``: leave it out silently; ``"error"``:
-            stop at the first one, naming the file, row and reason. Problems with a file as a
-            whole (missing, empty, unreadable, missing columns, wrong types) always stop the
-            build before any row is written.
+            What to do with malformed upstream data (see `convert_pairs` and
+            `convert_completions`). ``"warn"``: leave it out and log, at the end of each split,
+            one line per reason with its count and first rows; ``"skip"``: leave it out
+            silently; ``"error"``: stop at the first one, naming the file, row and reason.
+            Problems with a file as a whole (missing, empty, unreadable, missing columns, wrong
+            types) always stop the build before any row is written.
         shuffle_dir (`str`, *optional*):
             Where converted examples wait while each split's order is decided, about the size
             of the dataset; the system temporary folder by default. ``shuffle_dir="/scratch"``.
 
     Whatever the options, each split keeps one example of each (prompt, completion, label):
     duplicates are left out, and a (prompt, completion) found with both labels is left out
-    altogether, counted as contradictory. Every pair is read and converted before the first
-    row can be placed, so ``as_streaming_dataset`` reads the whole upstream once before it
-    yields (about a second at the real size).
+    altogether, counted as contradictory. Every upstream row is read and converted before
+    the first example can be placed, so ``as_streaming_dataset`` reads the whole upstream
+    once before it yields (about a second at the real size).
 
     Example:
 
@@ -838,13 +986,15 @@ class UltraFeedbackKTOConfig(datasets.BuilderConfig):
     """
 
     format: Literal["standard", "conversational"] = "standard"
+    upstream: Literal["argilla-cleaned", "openbmb", "h4-binarized"] = "argilla-cleaned"
     upstream_revision: str = "main"
-    test_size: float = 0.05
+    test_size: float | None = None
     order: Literal["shuffled", "upstream"] = "shuffled"
     seed: int = 42
-    label_rule: Literal["pairwise", "absolute"] = "pairwise"
-    desirable_threshold: float = 4.0
+    label_rule: Literal["pairwise", "absolute", "best-vs-rest"] | None = None
+    desirable_threshold: float | None = None
     min_rating_margin: float | None = None
+    exclude_sources: tuple[str, ...] | None = None
     max_pairs: int | None = None
     on_bad_rows: Literal["error", "warn", "skip"] = "warn"
     shuffle_dir: str | None = None
@@ -857,21 +1007,45 @@ class UltraFeedbackKTOConfig(datasets.BuilderConfig):
         """Raise ValueError naming the first option with a value outside its range."""
         for option, allowed in option_choices().items():
             if getattr(self, option) not in allowed:
-                raise ValueError(f"{option}={getattr(self, option)!r}: expected one of {', '.join(allowed)}")
-        if not 0 <= self.test_size < 1:
+                raise ValueError(f"{option}={getattr(self, option)!r}: expected one of {', '.join(map(str, allowed))}")
+        upstream = UPSTREAMS[self.upstream]
+        if self.label_rule is not None and self.label_rule not in upstream.label_rules:
+            raise ValueError(f"label_rule={self.label_rule!r} has no meaning for upstream={self.upstream!r}: "
+                             f"expected one of {', '.join(upstream.label_rules)}")  # fmt: skip
+        not_here = {"test_size": upstream.splits, "min_rating_margin": upstream.row != "pair",
+                    "exclude_sources": "source" not in upstream.schema.names}  # fmt: skip
+        for option, refused in not_here.items():
+            if refused and getattr(self, option) not in (None, ()):
+                raise ValueError(f"{option} does not apply to upstream={self.upstream!r} (see UltraFeedbackKTOConfig)")
+        if self.test_size is not None and not 0 <= self.test_size < 1:
             raise ValueError(f"test_size={self.test_size!r}: expected a fraction in [0, 1)")
         if self.max_pairs is not None and self.max_pairs < 1:
-            raise ValueError(f"max_pairs={self.max_pairs!r}: expected a positive number of pairs")
+            raise ValueError(f"max_pairs={self.max_pairs!r}: expected a positive number of rows")
         if self.min_rating_margin is not None and self.min_rating_margin < 0:
             raise ValueError(f"min_rating_margin={self.min_rating_margin!r}: expected a non-negative rating gap")
         if self.shuffle_dir is not None and not os.path.isdir(self.shuffle_dir):
             raise ValueError(f"shuffle_dir={self.shuffle_dir!r}: no such folder")
 
+    def resolved(self) -> UltraFeedbackKTOConfig:
+        """This config with each option left to the upstream (None) set to the upstream's default."""
+        upstream = UPSTREAMS[self.upstream]
+        return dataclasses.replace(
+            self,
+            test_size=None if upstream.splits else (0.05 if self.test_size is None else self.test_size),
+            label_rule=self.label_rule or upstream.label_rules[0],
+            desirable_threshold=upstream.desirable_threshold if self.desirable_threshold is None else self.desirable_threshold,
+            exclude_sources=tuple(upstream.exclude_sources if self.exclude_sources is None else self.exclude_sources),
+        )
+
 
 def option_choices() -> dict[str, tuple]:
     """The allowed values of each option with a fixed set, read from its ``Literal`` type."""
-    hints = typing.get_type_hints(UltraFeedbackKTOConfig)
-    return {name: typing.get_args(hint) for name, hint in hints.items() if typing.get_origin(hint) is Literal}
+    choices = {}
+    for name, hint in typing.get_type_hints(UltraFeedbackKTOConfig).items():
+        literal = next((arg for arg in (hint, *typing.get_args(hint)) if typing.get_origin(arg) is Literal), None)
+        if literal is not None:
+            choices[name] = typing.get_args(literal) + ((None,) if type(None) in typing.get_args(hint) else ())
+    return choices
 
 
 #: Examples per window: the unit the shuffle writes, reads back and orders at once (about
@@ -901,42 +1075,58 @@ class UltraFeedbackKTO(datasets.ArrowBasedBuilder):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        # Options given with a named config are set on a copy of it, past __post_init__.
+        # Options given with a named config are set on a copy of it, past __post_init__;
+        # those left to the upstream (None) take its defaults here.
         self.config.check_options()
+        self.config = self.config.resolved()
 
     def _info(self) -> datasets.DatasetInfo:
+        repo = UPSTREAMS[self.config.upstream].repo
         return datasets.DatasetInfo(
-            description=f"UltraFeedback ({UPSTREAM.repo}) unpaired for KTO: one example (prompt, completion, label) "
-            "per completion, ordered for TRL's KTO trainer, which reads them in file order.",
+            description=f"UltraFeedback ({repo}) for KTO: examples (prompt, completion, label), ordered for TRL's "
+            "KTO trainer, which reads them in file order.",
             citation=CITATION,
-            homepage=f"https://huggingface.co/datasets/{UPSTREAM.repo}",
+            homepage=f"https://huggingface.co/datasets/{repo}",
             license="mit",
-            features=FEATURES[self.config.format],
+            features=features(self.config.format, self.config.upstream),
         )
 
     def _split_generators(self, dl_manager) -> list[datasets.SplitGenerator]:
-        config = self.config
+        config, upstream = self.config, UPSTREAMS[self.config.upstream]
         if config.data_files:
-            names = [name for files in config.data_files.values() for name in files]
+            files = {split: list(names) for split, names in config.data_files.items()}
+            unknown = sorted(set(files) - set(upstream.splits)) if upstream.splits else []
+            if unknown:
+                raise UpstreamError(f"data_files for upstream={config.upstream!r} are keyed by its splits "
+                                    f"({', '.join(upstream.splits)}), not {', '.join(unknown)}")  # fmt: skip
         else:
-            pattern = f"hf://datasets/{UPSTREAM.repo}@{config.upstream_revision}/{UPSTREAM.files}"
-            names = list(datasets.data_files.DataFilesList.from_patterns([pattern], download_config=dl_manager.download_config))
-        paths = dl_manager.download(names)
-        # Every file is checked before any row is read.
-        rows = sum(inspect_source(name, path, UPSTREAM.schema) for name, path in zip(names, paths, strict=True))
-        rows = min(rows, config.max_pairs or rows)
-        # Windows of consecutive upstream rows in upstream order; else shares of the split's.
-        shares = {"train": 1 - config.test_size, "test": config.test_size}
-        windows = {split: max(1, math.ceil(UPSTREAM.examples_per_row * rows * (1 if config.order == "upstream" else share)
-                                           / _WINDOW_EXAMPLES)) for split, share in shares.items() if share > 0}  # fmt: skip
+            files = {split: list(datasets.data_files.DataFilesList.from_patterns(
+                [f"hf://datasets/{upstream.repo}@{config.upstream_revision}/{pattern}"],
+                download_config=dl_manager.download_config)) for split, pattern in upstream.files.items()}  # fmt: skip
+        sources = [(split, name, path) for split, names in files.items()
+                   for name, path in zip(names, dl_manager.download(names), strict=True)]  # fmt: skip
+        # Every file is checked before any row is read; windows are sized by the rows expected.
+        expected = Counter()
+        for split, name, path in sources:
+            rows = min(inspect_source(name, path, upstream.schema), config.max_pairs or math.inf)
+            if upstream.splits:
+                expected[upstream.splits[split]] += rows
+            else:
+                expected.update({"train": rows * (1 - config.test_size), "test": rows * config.test_size})
+        whole = sum(expected.values()) if config.order == "upstream" else None  # windows of consecutive rows
+        windows = {split: max(1, math.ceil(upstream.examples_per_row * (whole or rows) / _WINDOW_EXAMPLES))
+                   for split, rows in expected.items() if rows}  # fmt: skip
         # The shuffle's files, one per window of each split; they go with the split
         # generators of a build, or with a stream, that hold the last reference to them.
         spill = _Spill(config.shuffle_dir, windows)
-        reports, place = self._convert(names, paths, spill)
+        reports, place = self._convert(sources, spill)
         generators = []
         for split, count in windows.items():
             keys = spill.keys(split)
-            orders = self._orders(split, keys, _keep(keys, reports[split], place))
+            # A prompt is in one split only: with the upstream's own splits, test wins.
+            in_test = set(pc.unique(pa.concat_tables(spill.keys("test")).column("prompt_key")).to_pylist()) if (
+                split == "train" and upstream.splits and "test" in windows) else set()  # fmt: skip
+            orders = self._orders(split, keys, _keep(keys, reports[split], place, in_test))
             reports[split].log(config.on_bad_rows)
             written = [window for window in range(count) if len(orders[window])]
             if written:
@@ -944,46 +1134,41 @@ class UltraFeedbackKTO(datasets.ArrowBasedBuilder):
                     "windows": [spill.path(split, w) for w in written], "orders": [orders[w] for w in written],
                     "spill": spill}))  # fmt: skip
             else:
-                logger.warning(f"Split {split!r} has no rows (test_size={config.test_size}): it is left out")
+                logger.warning(f"Split {split!r} has no rows: it is left out")
         if not generators:
             left_out = sum((report.left_out for report in reports.values()), Counter())
             reasons = "; ".join(f"{reason}: {count}" for reason, count in left_out.most_common())
-            raise UpstreamError(f"no pairs left to build from ({reasons or 'no pairs read'})")
+            raise UpstreamError(f"no examples left to build from ({reasons or 'no rows read'})")
         self.reports = reports
         return generators
 
-    def _convert(self, names: list[str], paths: list[str], spill: _Spill):
+    def _convert(self, sources: list[tuple[str, str, str]], spill: _Spill):
         """Read and convert every upstream row once, in upstream order, filing each example in
         the spill by split and window. Returns each split's report, and what names an upstream
         row (by its number) in messages."""
-        config, splits = self.config, list(spill.windows)
-        reports = {split: SplitReport(split) for split in splits}
+        config, upstream = self.config, UPSTREAMS[self.config.upstream]
+        reports = {split: SplitReport(split) for split in spill.windows}
         files: list[tuple[int, str]] = []  # (upstream row, file) of each file's first row
-        limit, row = config.max_pairs or math.inf, 0
+        row, read = 0, Counter()  # upstream rows read in all, and of each upstream split
         try:
-            for name, path in zip(names, paths, strict=True):
+            for upstream_split, name, path in sources:
                 files.append((row, name))
-                for batch, unread in read_batches(name, path, UPSTREAM.schema):
-                    if row >= limit:
+                for batch, unread in read_batches(name, path, upstream.schema, upstream.row):
+                    left = (config.max_pairs or math.inf) - read[upstream_split]
+                    if left <= 0:
                         break
-                    if len(batch) > limit - row:
-                        batch, unread = batch.slice(0, int(limit - row)), [u for u in unread if u[0] < limit - row]
-                    tests = _is_test(batch.column(UPSTREAM.split_by), config.test_size)  # all False with test_size=0
-                    in_split = [splits[test] for test in tests.to_pylist()]
-                    converted = UPSTREAM.convert(batch, config)
-                    # An unread row is all nulls in the batch: its reason is the reading's.
-                    unread_rows = {index for index, _ in unread}
-                    refused = [(index, why) for index, why in converted.left_out if index not in unread_rows]
-                    for index, reason in sorted(unread + refused, key=lambda item: item[0]):
-                        place = f"{name}: row {row - files[-1][0] + index}"
-                        if reason.kind == "malformed" and config.on_bad_rows == "error":
-                            raise BadRowError(f"{place}: {reason} (on_bad_rows='error'; 'warn' or 'skip' leave such rows out)")
-                        reports[in_split[index]].add(reason, place.replace(":", "", 1))
-                    examples = converted.examples.set_column(
-                        converted.examples.schema.get_field_index("_row"), "_row", pc.add(converted.examples.column("_row"), row))
-                    test = tests.take(converted.examples.column("_row"))
-                    for split in splits:
-                        reports[split].read += in_split.count(split)
+                    if len(batch) > left:
+                        batch, unread = batch.slice(0, int(left)), [u for u in unread if u[0] < left]
+                    read[upstream_split] += len(batch)
+                    if upstream.splits:
+                        tests = pa.array([upstream.splits[upstream_split] == "test"] * len(batch), pa.bool_())
+                    else:
+                        tests = _is_test(batch.column(upstream.split_by), config.test_size)
+                    examples = self._convert_batch(batch, unread, tests, reports, name, row - files[-1][0])
+                    examples = examples.set_column(examples.schema.get_field_index("_row"), "_row",
+                                                   pc.add(examples.column("_row"), row))  # fmt: skip
+                    test = tests.take(pc.subtract(examples.column("_row"), row))
+                    for split in spill.windows:
                         spill.file(split, examples.filter(pc.equal(test, split == "test")), config)
                     row += len(batch)
         finally:
@@ -994,6 +1179,31 @@ class UltraFeedbackKTO(datasets.ArrowBasedBuilder):
             return f"{name} row {upstream_row - first}"
 
         return reports, place
+
+    def _convert_batch(self, batch, unread, tests: pa.Array, reports: dict[str, SplitReport], name: str,
+                       first_row: int) -> pa.Table:  # fmt: skip
+        """The examples of a batch of file ``name`` that starts at its row ``first_row`` (``_row``:
+        the batch's rows); what it leaves out goes to the report of its split."""
+        config, upstream = self.config, UPSTREAMS[self.config.upstream]
+        in_split = ["test" if test else "train" for test in tests.to_pylist()]
+        for split in set(in_split):
+            reports[split].read += in_split.count(split)
+        left_out = list(unread)  # an unread row is all nulls in the batch: its reason is the reading's
+        rows = pc.indices_nonzero(pc.invert(pc.is_in(pa.array(range(len(batch))), pa.array([r for r, _ in unread], pa.int64()))))
+        if config.exclude_sources:
+            excluded = pc.fill_null(pc.is_in(batch.column("source").take(rows), pa.array(config.exclude_sources)), False)
+            reason = dataclasses.replace(EXCLUDED_SOURCE, unit=upstream.row)
+            left_out += [(row, reason) for row in rows.filter(excluded).to_pylist()]
+            rows = rows.filter(pc.invert(excluded))
+        converted = upstream.convert(batch.take(rows), config)
+        left_out += [(rows[index].as_py(), reason) for index, reason in converted.left_out]
+        for index, reason in sorted(left_out, key=lambda item: item[0]):
+            row = first_row + index
+            if reason.kind == "malformed" and config.on_bad_rows == "error":
+                raise BadRowError(f"{name}: row {row}: {reason} (on_bad_rows='error'; 'warn' or 'skip' leave such data out)")
+            reports[in_split[index]].add(reason, f"{name} row {row}")
+        examples = converted.examples
+        return examples.set_column(examples.schema.get_field_index("_row"), "_row", rows.take(examples.column("_row")))
 
     def _orders(self, split: str, keys: list[pa.Table], kept: list[list[int]]) -> list[pa.Array]:
         """The order of each window: its kept rows (`_keep`) in the order they are written."""
@@ -1079,8 +1289,8 @@ class _Spill:
         ``order="upstream"`` a run of consecutive upstream rows."""
         count = self.windows[split]
         if config.order == "upstream":
-            window = pc.min_element_wise(pc.divide(examples.column("_row"), _WINDOW_EXAMPLES // UPSTREAM.examples_per_row),
-                                         count - 1)  # fmt: skip
+            window = pc.min_element_wise(pc.divide(examples.column("_row"), _WINDOW_EXAMPLES // UPSTREAMS[config.upstream]
+                                                   .examples_per_row), count - 1)  # fmt: skip
         else:
             window = _windows(examples.column("_prompt_key"), config.seed, count)
         by_window = pc.sort_indices(window)
@@ -1092,8 +1302,8 @@ class _Spill:
             path = self.path(split, group["values"])
             if path not in self.files:
                 sink = pa.OSFile(path, "wb")
-                self.files[path] = (sink, pa.ipc.new_file(sink, FEATURES["conversational"].arrow_schema))
-            self.files[path][1].write_table(part.select(FEATURES["conversational"].arrow_schema.names))
+                self.files[path] = (sink, pa.ipc.new_file(sink, features("conversational", config.upstream).arrow_schema))
+            self.files[path][1].write_table(part.select(features("conversational", config.upstream).arrow_schema.names))
             self._keys.setdefault((split, group["values"]), []).append(pa.table(
                 [part.column("_prompt_key"), part.column("_completion_key"), part.column("label"),
                  part.column("_row"), part.column("_rank")], schema=_KEYS))  # fmt: skip

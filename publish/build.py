@@ -33,17 +33,24 @@ from publish.errors import PublishError, one_line
 from publish.options import given_options
 from publish.stats import SplitStats, split_stats
 from ultrafeedback_kto import (
-    FEATURES,
-    UPSTREAM_REPO,
+    UPSTREAMS,
     BadRowError,
     UltraFeedbackKTO,
     UltraFeedbackKTOConfig,
     UpstreamError,
+    features,
     standard_from_conversational,
 )
 
 PROJECT = Path(__file__).resolve().parents[1]
-SAMPLE = PROJECT / "sample" / "ultrafeedback-sample.parquet"
+SAMPLE_DIR = PROJECT / "sample"
+#: The generated samples shipped with the tool, per upstream and upstream split (not real data).
+SAMPLES = {
+    "argilla-cleaned": {"train": ["ultrafeedback-sample.parquet"]},
+    "openbmb": {"train": ["openbmb-sample.parquet"]},
+    "h4-binarized": {"train_prefs": ["h4-binarized/train_prefs.parquet"], "test_prefs": ["h4-binarized/test_prefs.parquet"]},
+}
+SAMPLE = SAMPLE_DIR / SAMPLES["argilla-cleaned"]["train"][0]
 #: Where each config's shards go, as push_to_hub lays them out.
 DATA_DIRS = {"default": "data", "conversational": "conversational"}
 #: Arrow bytes per parquet shard (and per builder cache file). Smaller than push_to_hub's
@@ -59,8 +66,10 @@ class BuildArguments:
 
     Args:
         out: the folder to write (replaced only if an earlier build made it).
-        sources: upstream parquet or JSON Lines files (paths or URLs); with neither this nor
-            ``sample``, the upstream is read from the Hub and its commit recorded.
+        sources: upstream parquet or JSON Lines files (paths or URLs), each ``SPLIT=PATH`` for an
+            upstream with splits of its own (h4-binarized: ``train_prefs=...``; a path naming one
+            of them needs no ``SPLIT=``); with neither this nor ``sample``, the upstream is read
+            from the Hub and its commit recorded.
         sample: build from the generated sample shipped in ``sample/`` (not real data).
         configs: the builder configs to write, e.g. ``["default", "conversational"]``.
         options: builder options, e.g. ``{"seed": 7, "test_size": 0.1}``.
@@ -142,13 +151,14 @@ def build_folder(args: BuildArguments) -> dict:
     os.umask(umask)
     partial.chmod(0o777 & ~umask)  # mkdtemp makes it private; the result is an ordinary folder
     try:
-        infos, stats = _write_configs(args.configs, data_files, options, partial, args.shard_size)
+        infos, stats, config = _write_configs(args.configs, data_files, options, partial, args.shard_size)
         inputs = CardInputs(
             infos=infos,
             data_dirs={name: DATA_DIRS[name] for name in infos},
             stats=stats,
             provenance=provenance,
             repo_id=args.repo_id or out.name,
+            config=config,
         )
         # No dataset_infos.json: the card's YAML says the same, and the file written by
         # datasets 4.5+ (SplitInfo.original_shard_lengths) breaks load_dataset on older releases.
@@ -183,63 +193,66 @@ def _check_options(args: BuildArguments) -> None:
     except (TypeError, ValueError) as error:
         raise PublishError(str(error)) from None
     for source in args.sources or []:
-        if "://" not in source and not any(char in source for char in "*?[") and not Path(source).exists():
-            raise PublishError(f"{source}: file not found")
+        path = source.split("=", 1)[-1]
+        if "://" not in path and not any(char in path for char in "*?[") and not Path(path).exists():
+            raise PublishError(f"{path}: file not found")
 
 
-def _resolve_source(args: BuildArguments) -> tuple[list[str] | None, dict, Provenance]:
-    """The builder's data_files and options, and the provenance the card records.
-
-    From the Hub, the revision is resolved to a commit first and the build pinned to it,
-    so the card names exactly what was read even if the upstream moves meanwhile.
-    """
+def _resolve_source(args: BuildArguments) -> tuple[dict[str, list[str]] | None, dict, Provenance]:
+    """The builder's data_files (by upstream split) and options, and the provenance the card
+    records. From the Hub, the revision is resolved to a commit first and the build pinned to
+    it, so the card names exactly what was read even if the upstream moves meanwhile."""
     options = dict(args.options)
-    common = {"tool_version": publish.__version__, "command": args.command}
+    upstream_name = options.get("upstream", "argilla-cleaned")
+    common = {"tool_version": publish.__version__, "command": args.command, "options": options}
     if args.sample:
-        files, provenance = (
-            [str(SAMPLE)],
-            Provenance(source="sample", upstream_commit=None, source_files=[SAMPLE.name], options=options, **common),
-        )
-    elif args.sources:
-        files, provenance = (
-            list(args.sources),
-            Provenance(
-                source="files",
-                upstream_commit=None,
-                source_files=[public_name(source) for source in args.sources],
-                options=options,
-                **common,
-            ),
-        )
-    else:
-        commit = _upstream_commit(options.get("upstream_revision", "main"))
-        options["upstream_revision"] = commit
-        say(f"upstream {UPSTREAM_REPO} resolved to commit {commit}")
-        files, provenance = (
-            None,
-            Provenance(source="hub", upstream_commit=commit, source_files=[], options=options, **common),
-        )
-    return files, options, provenance  # fmt: skip
+        files = {split: [str(SAMPLE_DIR / name) for name in names] for split, names in SAMPLES[upstream_name].items()}
+        names = [name for split in SAMPLES[upstream_name].values() for name in split]
+        return files, options, Provenance(source="sample", upstream_commit=None, source_files=names, **common)
+    if args.sources:
+        files = _data_files(args.sources, UPSTREAMS[upstream_name].splits)
+        names = [public_name(path) for paths in files.values() for path in paths]
+        return files, options, Provenance(source="files", upstream_commit=None, source_files=names, **common)
+    repo = UPSTREAMS[upstream_name].repo
+    options["upstream_revision"] = commit = _upstream_commit(repo, options.get("upstream_revision", "main"))
+    say(f"upstream {repo} resolved to commit {commit}")
+    return None, options, Provenance(source="hub", upstream_commit=commit, source_files=[], **common)
 
 
-def _upstream_commit(revision: str) -> str:
+def _data_files(sources: list[str], splits: dict[str, str]) -> dict[str, list[str]]:
+    """``--source`` as the builder's data_files: ``SPLIT=PATH``, or a path whose name holds
+    one of the upstream's split names, or (an upstream without splits) ``train``."""
+    files: dict[str, list[str]] = {}
+    for source in sources:
+        split, _, path = source.rpartition("=") if "=" in source and "://" not in source.split("=")[0] else ("", "", source)
+        if not split and splits:
+            named = [name for name in splits if name in Path(path).name]
+            if len(named) != 1:
+                raise PublishError(f"{source}: say which upstream split it holds, e.g. {next(iter(splits))}={path}")
+            split = named[0]
+        files.setdefault(split or "train", []).append(path)
+    return files
+
+
+def _upstream_commit(repo: str, revision: str) -> str:
     from huggingface_hub import HfApi
     from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError, RevisionNotFoundError
 
     try:
-        return HfApi().dataset_info(UPSTREAM_REPO, revision=revision).sha
+        return HfApi().dataset_info(repo, revision=revision).sha
     except RevisionNotFoundError:
-        raise PublishError(f"{UPSTREAM_REPO} has no revision {revision!r}") from None
+        raise PublishError(f"{repo} has no revision {revision!r}") from None
     except RepositoryNotFoundError:
-        raise PublishError(f"{UPSTREAM_REPO} was not found on the Hub") from None
+        raise PublishError(f"{repo} was not found on the Hub") from None
     except (HfHubHTTPError, OSError) as error:
-        raise PublishError(f"cannot read {UPSTREAM_REPO} from the Hub ({one_line(error)}); "
+        raise PublishError(f"cannot read {repo} from the Hub ({one_line(error)}); "
                            "offline, use --source FILES or --sample") from None  # fmt: skip
 
 
 def _write_configs(configs: list[str], data_files, options: dict, partial: Path,
-                   shard_size: str = "128MB") -> tuple[dict, list[SplitStats]]:  # fmt: skip
-    """Build, write and describe the configs; return their infos and the splits' statistics.
+                   shard_size: str = "128MB") -> tuple[dict, list[SplitStats], UltraFeedbackKTOConfig]:  # fmt: skip
+    """Build, write and describe the configs; return their infos, the splits' statistics and
+    the builder's config (every option as it was applied).
 
     The builder runs once. With both configs it builds ``conversational`` and ``default`` is
     made from those rows by `standard_from_conversational`, which gives the same rows in
@@ -262,12 +275,13 @@ def _write_configs(configs: list[str], data_files, options: dict, partial: Path,
             built_config: functools.partial(_write_shards, files, partial / DATA_DIRS[built_config], builder.info)
         }
         if built_config != "default" and "default" in configs:
+            standard = features("standard", builder.config.upstream)
             writes["default"] = functools.partial(
-                _write_shards, files, partial / DATA_DIRS["default"], builder.info, standard=True
+                _write_shards, files, partial / DATA_DIRS["default"], builder.info, standard=standard
             )
         say("writing " + " and ".join(f"config {name!r}" for name in writes))
         infos = _write_at_once(writes)
-    return {name: infos[name] for name in configs}, stats
+    return {name: infos[name] for name in configs}, stats, builder.config
 
 
 class _Stopped(Exception):
@@ -320,7 +334,8 @@ def _stat_columns(cache_files: list[str]):
     files and every page read stays in memory until the file is let go."""
     for cache_file in cache_files:
         shard = datasets.Dataset.from_file(cache_file)
-        yield shard.data.table.select(["label", "source", "model", "average_rating"])
+        columns = ["label", "source", "model", "average_rating", "annotations"]
+        yield shard.data.table.select([name for name in columns if name in shard.column_names])
         del shard
 
 
@@ -334,13 +349,13 @@ def _builder_failure(error: Exception) -> PublishError:
     return PublishError(f"the build failed: {type(error).__name__}: {one_line(error)}")
 
 
-def _write_shards(files: dict[str, list[str]], folder: Path, built: datasets.DatasetInfo,
-                  *, stop: threading.Event, standard: bool = False) -> datasets.DatasetInfo:  # fmt: skip
+def _write_shards(files: dict[str, list[str]], folder: Path, built: datasets.DatasetInfo, *,
+                  stop: threading.Event, standard: datasets.Features | None = None) -> datasets.DatasetInfo:  # fmt: skip
     """Write each of the builder's cache files as one parquet shard; return the card's info.
 
     One file at a time, each opened alone: datasets memory-maps its Arrow files and writing
     reads every page, so memory holds one shard (``SHARD_SIZE``), not the dataset. With
-    ``standard``, the rows are turned into the ``default`` config's on the way. Once
+    ``standard`` (its features), the rows are turned into the ``default`` config's on the way. Once
     ``stop`` is set, it stops before the next shard.
     """
     folder.mkdir(parents=True)
@@ -354,7 +369,7 @@ def _write_shards(files: dict[str, list[str]], folder: Path, built: datasets.Dat
             shard = datasets.Dataset.from_file(cache_file)
             if standard:
                 shard = shard.with_format("arrow").map(
-                    standard_from_conversational, batched=True, batch_size=10_000, features=FEATURES["standard"],
+                    standard_from_conversational, batched=True, batch_size=10_000, features=standard,
                     cache_file_name=f"{cache_file}.standard", desc=None,
                 ).with_format(None)  # fmt: skip
             path = folder / f"{split}-{index:05d}-of-{len(cache_files):05d}.parquet"
@@ -371,7 +386,7 @@ def _write_shards(files: dict[str, list[str]], folder: Path, built: datasets.Dat
         splits[split] = datasets.SplitInfo(name=split, num_bytes=num_bytes if standard else built.splits[split].num_bytes,
                                            num_examples=rows)  # fmt: skip
     return datasets.DatasetInfo(
-        features=FEATURES["standard"] if standard else built.features,
+        features=standard or built.features,
         splits=datasets.SplitDict(splits),
         download_size=download_size,
         dataset_size=sum(info.num_bytes for info in splits.values()),

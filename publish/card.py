@@ -18,12 +18,14 @@ from datasets.info import DatasetInfosDict
 from datasets.utils.metadata import MetadataConfigs
 from huggingface_hub import DatasetCard, DatasetCardData
 
-from publish.options import BUILDER_OPTIONS, defaults
-from publish.stats import LabelCounts, SplitStats, kto_weights, size_category
-from ultrafeedback_kto import CITATION, LLAMA_FACTORY_CHUNK, TRL_BATCH_SIZES, UPSTREAM_REPO
+from publish.options import BUILDER_OPTIONS
+from publish.stats import ASPECTS, LabelCounts, SplitStats, kto_weights, size_category
+from ultrafeedback_kto import CITATION, LLAMA_FACTORY_CHUNK, TRL_BATCH_SIZES, UPSTREAMS, UltraFeedbackKTOConfig
 
 KTO_ARXIV = "2402.01306"
 TOP_MODELS = 20
+#: The dataset this project reproduces and improves on (its recipe was never published).
+SEED_DATASET = "argilla/ultrafeedback-binarized-preferences-cleaned-kto"
 
 
 @dataclasses.dataclass
@@ -34,7 +36,7 @@ class Provenance:
     source: str  # "hub", "sample" or "files"
     upstream_commit: str | None
     source_files: list[str]
-    options: dict
+    options: dict  # as given on the command line
     command: str
 
 
@@ -45,6 +47,7 @@ class CardInputs:
     stats: list[SplitStats]  # per split, in split order
     provenance: Provenance
     repo_id: str  # what the card's code snippets load: the Hub repo id, or the folder name
+    config: UltraFeedbackKTOConfig  # every option as the builder applied it
 
 
 def card_data(inputs: CardInputs) -> DatasetCardData:
@@ -57,14 +60,12 @@ def card_data(inputs: CardInputs) -> DatasetCardData:
         task_categories=["text-generation"],
         tags=["kto", "preference", "ultrafeedback", "trl", f"arxiv:{KTO_ARXIV}"],
         size_categories=[size_category(rows)],
-        source_datasets=[UPSTREAM_REPO],
+        source_datasets=[UPSTREAMS[inputs.config.upstream].repo],
     )
     MetadataConfigs(
         {
             name: {
-                "data_files": [
-                    {"split": split, "path": f"{inputs.data_dirs[name]}/{split}-*"} for split in info.splits
-                ],
+                "data_files": [{"split": split, "path": f"{inputs.data_dirs[name]}/{split}-*"} for split in info.splits],
                 **({"default": True} if name == "default" else {}),
             }
             for name, info in inputs.infos.items()
@@ -75,17 +76,8 @@ def card_data(inputs: CardInputs) -> DatasetCardData:
 
 
 def render_card(inputs: CardInputs) -> str:
-    body = "\n".join(
-        [
-            _summary(inputs),
-            _schema(inputs),
-            _statistics(inputs.stats),
-            _loading(inputs),
-            _training(inputs.stats, inputs.repo_id),
-            _reproduce(inputs.provenance),
-            _citations(),
-        ]
-    )
+    body = "\n".join([_summary(inputs), _schema(inputs), _statistics(inputs.stats), _loading(inputs),
+                      _training(inputs), _reproduce(inputs), _citations()])  # fmt: skip
     return str(DatasetCard(f"---\n{card_data(inputs).to_yaml()}\n---\n\n{body}"))
 
 
@@ -99,116 +91,132 @@ def _table(header: list[str], rows: list[list]) -> str:
     return "\n".join(lines)
 
 
+def _link(repo: str) -> str:
+    return f"[`{repo}`](https://huggingface.co/datasets/{repo})"
+
+
 def _summary(inputs: CardInputs) -> str:
-    options = inputs.provenance.options
-    total = sum(s.rows for s in inputs.stats)
-    labels = (
-        "each pair gives its chosen completion as a desirable example (`label=True`) and its rejected "
-        "completion as an undesirable one (`label=False`)"
-        if options.get("label_rule", "pairwise") == "pairwise"
-        else f"each completion is desirable (`label=True`) when its own rating is at least "
-        f"{options.get('desirable_threshold', 4.0)}, whichever side of the pair it was on"
-    )
-    return f"""# UltraFeedback KTO
+    config, total = inputs.config, sum(s.rows for s in inputs.stats)
+    repo = UPSTREAMS[config.upstream].repo
+    if config.label_rule == "pairwise":
+        labels = ("each pair gives its chosen completion as a desirable example (`label=True`) and its rejected "
+                  "completion as an undesirable one (`label=False`)")  # fmt: skip
+    elif config.label_rule == "absolute":
+        scale = "1 to 10" if config.upstream == "h4-binarized" else "1 to 5"
+        labels = (f"each completion is desirable (`label=True`) when its own rating ({scale}) is at least "
+                  f"{config.desirable_threshold}, whatever it was compared with")  # fmt: skip
+    else:
+        labels = ("the completions with the best rating of their prompt are desirable (`label=True`), the others "
+                  "undesirable; a prompt whose completions all tie is left out")  # fmt: skip
+    what = {
+        "argilla-cleaned": "UltraFeedback preference pairs, from {repo}, unpaired for KTO: {labels}.",
+        "h4-binarized": "UltraFeedback preference pairs as binarized for Zephyr, from {repo}, unpaired for KTO: "
+                        "{labels}. `train` comes from its `train_prefs` and `test` from its `test_prefs`, the "
+                        "split published results are measured on.",
+        "openbmb": "UltraFeedback, from {repo}, with every rated completion of its prompts as an example: {labels}. "
+                   "A completion's rating is the mean of its numeric aspect ratings (helpfulness, honesty, "
+                   "instruction following, truthfulness); its `annotations` are kept.",
+    }[config.upstream].format(repo=_link(repo), labels=labels)
+    made = {
+        "argilla-cleaned": ["the prompt is the conversation before the final assistant turn, the completion that final turn",
+                            _MALFORMED_PAIRS, _HASH_SPLIT],
+        "h4-binarized": ["the prompt is the conversation before the final assistant turn, the completion that final turn",
+                         _MALFORMED_PAIRS, "a prompt of `test_prefs` that also appears in `train_prefs` is left out "
+                         "of `train`, so that no prompt is in both splits"],
+        "openbmb": ["the prompt is the `instruction`, the completion a completion's `response`",
+                    "completions with an empty response or no numeric rating, and rows with no completions, are left "
+                    "out and counted below", _HASH_SPLIT],
+    }[config.upstream]  # fmt: skip
+    if config.exclude_sources:
+        made.append(f"rows of the sources {', '.join(f'`{s}`' for s in config.exclude_sources)} are left out "
+                    "(`truthful_qa` is an evaluation set, which Argilla's cleaning removed too)")  # fmt: skip
+    made += [
+        "each split holds one row per (prompt, completion, label): exact duplicates are kept once, and a completion "
+        "found for the same prompt with both labels, which would cancel out in KTO, is left out altogether; both are "
+        "counted below",
+        f"rows are shuffled, then arranged so that no row shares its prompt with its neighbours or with its KL partner "
+        f"in a training batch of {', '.join(map(str, TRL_BATCH_SIZES))} rows, and every 8 consecutive rows hold "
+        "both labels ([why](#train-with))",
+    ]
+    seed = ""
+    if config.upstream == "openbmb":
+        seed = (f"\n**How it differs from {_link(SEED_DATASET)}**, the dataset this reproduces (230,720 rows, every "
+                "rated completion of UltraFeedback with its annotations, built into LLaMA-Factory and ms-swift): its "
+                "label rule and filters were never published, so its rows cannot be remade exactly. Here they are "
+                "stated above, the rows are ordered for KTO, repeats and contradictions are removed, and the split "
+                "follows the prompt.\n")  # fmt: skip
+    return (f"# UltraFeedback KTO\n\n{what} KTO ([arXiv:{KTO_ARXIV}](https://arxiv.org/abs/{KTO_ARXIV})) learns "
+            f"from such single examples `(prompt, completion, label)` instead of pairs ({_n(total)} rows in all).\n\n"
+            "How it is made, by [ufkto](#reproduce), from the upstream rows:\n"
+            + "".join(f"- {line};\n" for line in made[:-1]) + f"- {made[-1]}.\n" + seed)  # fmt: skip
 
-UltraFeedback preference pairs, from [`{UPSTREAM_REPO}`](https://huggingface.co/datasets/{UPSTREAM_REPO}),
-unpaired for [KTO](https://arxiv.org/abs/{KTO_ARXIV}): {labels}. KTO learns from such single examples
-`(prompt, completion, label)` instead of pairs, so every upstream pair becomes two rows
-({_n(total)} rows in all).
 
-How it is made, by [ufkto](#reproduce) from the upstream rows:
-- the prompt is the conversation before the final assistant turn, the completion that final turn;
-- malformed pairs are left out and counted below (empty texts, conversations not ending with an
-  assistant turn, chosen and rejected differing before the last turn or identical, a prompt differing
-  from the first user turn, rejected rated above chosen);
-- each split holds one row per (prompt, completion, label): exact duplicates are kept once, and a
-  completion found for the same prompt with both labels, which would cancel out in KTO, is left out
-  altogether; both are counted below;
-- a pair's split is decided by a stable hash of its prompt, so both rows of a pair, and every pair
-  sharing a prompt, are in the same split, and a refreshed upstream never moves a prompt across splits;
-- rows are shuffled, then arranged so that no row shares its prompt with its neighbours or with its KL
-  partner in a training batch of {", ".join(map(str, TRL_BATCH_SIZES))} rows, and every 8 consecutive
-  rows hold both labels ([why](#training-with-trl)).
-"""
+_MALFORMED_PAIRS = ("malformed pairs are left out and counted below (empty texts, conversations not ending with an "
+                    "assistant turn, chosen and rejected differing before the last turn or identical, a prompt "
+                    "differing from the first user turn, rejected rated above chosen)")  # fmt: skip
+_HASH_SPLIT = ("the split is decided by a stable hash of the prompt, so every row of a prompt is in the same split, "
+               "and a refreshed upstream never moves a prompt across splits")  # fmt: skip
 
 
 def _schema(inputs: CardInputs) -> str:
+    config = inputs.config
+    rating = {"argilla-cleaned": "the completion's upstream rating, the mean of its four aspect ratings, 1 to 5",
+              "h4-binarized": "the completion's score in the upstream (UltraFeedback's overall score), 1 to 10",
+              "openbmb": "the mean of the completion's numeric aspect ratings, 1 to 5"}[config.upstream]  # fmt: skip
     rows = [
+        ["`prompt`", "string", "list of `{content, role}`",
+         "the turns before the final assistant turn; in `default` a single user turn is its text, several turns are "
+         "joined as `role: content` blocks separated by a blank line"],
+        ["`completion`", "string", "list of one `{content, role}`", "the final assistant turn"],
         ["`label`", "bool", "bool", "`True`: a desirable completion"],
         ["`prompt_id`", "string", "string", "sha256 (hex) of the prompt text"],
-        ["`source`", "string", "string", "the upstream `source` (the UltraFeedback subset)"],
-        ["`model`", "string", "string", "the model that wrote the completion"],
-        ["`average_rating`", "float64", "float64", "the completion's upstream rating, 1 to 5 (null when missing)"],
-    ]
+        ["`source`", "string", "string", "the upstream `source` (the UltraFeedback subset; null where it has none)"],
+        ["`model`", "string", "string", "the model that wrote the completion (null where the upstream has none)"],
+        ["`average_rating`", "float64", "float64", f"{rating} (null when missing)"],
+    ]  # fmt: skip
+    if config.upstream == "openbmb":
+        rows.append(["`annotations`", "struct", "struct", "the completion's ratings and rationales per aspect, "
+                     f"as {_link(SEED_DATASET)} declares them"])  # fmt: skip
     configs = ", ".join(f"`{name}` (in `{folder}/`)" for name, folder in inputs.data_dirs.items())
-    return f"""## Configs and schema
-
-Configs: {configs}. Both hold the same rows in the same order; only the shape of `prompt` and
-`completion` differs, matching TRL's two formats.
-
-{
-        _table(
-            ["column", "`default`", "`conversational`", "meaning"],
-            [
-                [
-                    "`prompt`",
-                    "string",
-                    "list of `{content, role}`",
-                    "the turns before the final assistant turn; in `default` a single user turn is its text, "
-                    "several turns are joined as `role: content` blocks separated by a blank line",
-                ],
-                ["`completion`", "string", "list of one `{content, role}`", "the final assistant turn"],
-                *rows,
-            ],
-        )
-    }
-"""
+    return (f"## Configs and schema\n\nConfigs: {configs}. They hold the same rows in the same order; only the "
+            "shape of `prompt` and `completion` differs, matching TRL's two formats.\n\n"
+            + _table(["column", "`default`", "`conversational`", "meaning"], rows) + "\n")  # fmt: skip
 
 
 def _counts_table(title: str, groups: list[LabelCounts]) -> str:
-    return _table(
-        [title, "rows", "desirable", "undesirable"],
-        [[group.name, _n(group.rows), _n(group.desirable), _n(group.undesirable)] for group in groups],
-    )
+    return _table([title, "rows", "desirable", "undesirable"],
+                  [[group.name, _n(group.rows), _n(group.desirable), _n(group.undesirable)] for group in groups])  # fmt: skip
 
 
 def _statistics(stats: list[SplitStats]) -> str:
-    parts = [
-        "## Statistics\n",
-        _table(
-            ["split", "rows", "desirable", "undesirable", "upstream pairs read", "pairs left out"],
-            [
-                [
-                    s.name,
-                    _n(s.rows),
-                    _n(s.desirable),
-                    _n(s.undesirable),
-                    "" if s.pairs_read is None else _n(s.pairs_read),
-                    _n(sum(item.count for item in s.left_out if item.unit == "pair")),
-                ]
-                for s in stats
-            ],
-        ),
-    ]
+    parts = ["## Statistics\n", _table(
+        ["split", "rows", "desirable", "undesirable", "upstream rows read", "left out"],
+        [[s.name, _n(s.rows), _n(s.desirable), _n(s.undesirable), "" if s.pairs_read is None else _n(s.pairs_read),
+          "; ".join(f"{_n(count)} {unit}s" for unit, count in _by_unit(s).items()) or "nothing"] for s in stats],
+    )]  # fmt: skip
     for s in stats:
         parts.append(f"\n### Split `{s.name}`\n")
         parts.append(_counts_table("source", s.by_source))
-        models = s.by_model[:TOP_MODELS]
-        rest = s.by_model[TOP_MODELS:]
+        models, rest = s.by_model[:TOP_MODELS], s.by_model[TOP_MODELS:]
         if rest:
-            models = models + [
-                LabelCounts(
-                    f"{len(rest)} other models", sum(g.desirable for g in rest), sum(g.undesirable for g in rest)
-                )
-            ]
+            models.append(LabelCounts(f"{len(rest)} other models", sum(g.desirable for g in rest),
+                                      sum(g.undesirable for g in rest)))  # fmt: skip
         parts.append("\n" + _counts_table("model", models))
         parts.append("\n" + _counts_table("average_rating", s.by_rating))
+        for aspect in ASPECTS if s.by_aspect else ():
+            parts.append("\n" + _counts_table(f"{aspect} rating", s.by_aspect[aspect]))
         kinds = {"malformed": "malformed", "option": "by option", "rule": "by rule"}
         left_out = [[item.reason, _n(item.count), f"{item.unit}s", kinds[item.kind]] for item in s.left_out]
-        parts.append(
-            "\nLeft out: " + ("nothing." if not left_out else "\n\n" + _table(["reason", "count", "of", "kind"], left_out))
-        )
+        parts.append("\nLeft out: " + ("nothing." if not left_out else
+                                      "\n\n" + _table(["reason", "count", "of", "kind"], left_out)))  # fmt: skip
     return "\n".join(parts) + "\n"
+
+
+def _by_unit(stats: SplitStats) -> dict[str, int]:
+    totals: dict[str, int] = {}
+    for item in stats.left_out:
+        totals[item.unit] = totals.get(item.unit, 0) + item.count
+    return totals
 
 
 def left_out_in(card: str) -> dict[str, list[str]]:
@@ -234,30 +242,46 @@ stream = load_dataset("{inputs.repo_id}", split="train", streaming=True)  # same
 """
 
 
-def _training(stats: list[SplitStats], repo_id: str) -> str:
+def _training(inputs: CardInputs) -> str:
+    stats, repo_id = inputs.stats, inputs.repo_id
     train = next((s for s in stats if s.name == "train"), stats[0])
     desirable_weight, undesirable_weight = kto_weights(train.desirable, train.undesirable)
     ratio = (desirable_weight * train.desirable) / max(undesirable_weight * train.undesirable, 1)
-    return f"""## Training with TRL
+    return f"""## Train with
+
+With {_n(train.desirable)} desirable and {_n(train.undesirable)} undesirable rows in `train`, the KTO paper's rule
+(Eq. 8: `desirable_weight * desirable / (undesirable_weight * undesirable)` between 1 and 4/3) gives
+`desirable_weight={desirable_weight}` and `undesirable_weight={undesirable_weight}` ({ratio:.2f}).
+
+**TRL**, either config (`conversational` for chat models' templates):
 
 ```python
 from datasets import load_dataset
 from trl import KTOConfig, KTOTrainer
 
-dataset = load_dataset("{repo_id}")
-args = KTOConfig(
-    output_dir="kto-model",
-    desirable_weight={desirable_weight},
-    undesirable_weight={undesirable_weight},
-)
+dataset = load_dataset("{repo_id}")  # or load_dataset("{repo_id}", "conversational")
+args = KTOConfig(output_dir="kto-model", desirable_weight={desirable_weight}, undesirable_weight={undesirable_weight})
 trainer = KTOTrainer(model=model, args=args, processing_class=tokenizer,
                      train_dataset=dataset["train"], eval_dataset=dataset.get("test"))
 trainer.train()
 ```
 
-The weights follow the KTO paper's rule (Eq. 8): `desirable_weight * desirable / (undesirable_weight *
-undesirable)` should lie between 1 and 4/3. With {_n(train.desirable)} desirable and
-{_n(train.undesirable)} undesirable rows in `train` these weights give {ratio:.2f}.
+**LLaMA-Factory** reads the `default` config through the `dataset_info.json` beside this card:
+
+```yaml
+stage: kto
+dataset_dir: REMOTE:{repo_id}
+dataset: {DATASET_INFO_ENTRY}
+kto_chosen_weight: {desirable_weight}
+kto_rejected_weight: {undesirable_weight}
+```
+
+**ms-swift** takes the `default` config as it is (`prompt` and `completion` become its messages, `label` the
+KTO label); `hf::` reads it from the Hugging Face Hub, without it from ModelScope:
+
+```bash
+swift rlhf --rlhf_type kto --dataset hf::{repo_id} --desirable_weight {desirable_weight} --undesirable_weight {undesirable_weight} ...
+```
 
 **Keep the row order.** TRL's KTO trainer reads rows in file order (a sequential sampler) and estimates
 its KL term by pairing each row with the completion of the row before it in its batch of
@@ -270,17 +294,24 @@ shuffling them again is harmless but no longer guarantees it.
 """
 
 
-def _reproduce(provenance: Provenance) -> str:
+#: The name LLaMA-Factory knows the dataset by, in ``dataset_info.json``.
+DATASET_INFO_ENTRY = "ufkto"
+
+
+def _reproduce(inputs: CardInputs) -> str:
+    provenance, config = inputs.provenance, inputs.config
+    repo = UPSTREAMS[config.upstream].repo
     if provenance.source == "hub":
-        source = f"[`{UPSTREAM_REPO}`](https://huggingface.co/datasets/{UPSTREAM_REPO}) at commit `{provenance.upstream_commit}`"
+        source = f"{_link(repo)} at commit `{provenance.upstream_commit}`"
     elif provenance.source == "sample":
-        source = "ufkto's generated sample upstream (`sample/ultrafeedback-sample.parquet`): not real data"
+        source = f"ufkto's generated sample of `{repo}` (`{'`, `'.join(provenance.source_files)}`): not real data"
     else:
-        source = "local upstream files: " + ", ".join(f"`{name}`" for name in provenance.source_files)
-    # What decides the rows: every option but the format (the config's) and where the files
-    # wait (shuffle_dir); the upstream revision is the commit named above.
-    recorded = {**defaults(), **provenance.options}
-    options = {name: recorded[name] for name in BUILDER_OPTIONS if name not in ("format", "shuffle_dir", "upstream_revision")}
+        source = f"local files of `{repo}`: " + ", ".join(f"`{name}`" for name in provenance.source_files)
+    # What decides the rows: every option as applied but the format (the config's), where
+    # files wait (shuffle_dir) and the upstream revision (the commit named above).
+    options = {name: getattr(config, name) for name in BUILDER_OPTIONS
+               if name not in ("format", "shuffle_dir", "upstream_revision")}  # fmt: skip
+    options = {name: list(value) if isinstance(value, tuple) else value for name, value in options.items()}
     return f"""## Reproduce
 
 - Tool: ufkto {provenance.tool_version} (`ultrafeedback_kto.py` and `publish/`)

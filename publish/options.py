@@ -27,10 +27,15 @@ def defaults() -> dict:
 
 
 def described() -> dict[str, str]:
-    """Each option's first sentence in the config's docstring (its ``Args:`` entries)."""
-    entries = re.findall(r"^ {8}(\w+) \(`[^`]*`[^)]*\):\n((?: {12}.*\n)+)", UltraFeedbackKTOConfig.__doc__, flags=re.M)
-    plain = {name: " ".join(text.replace("`", "").split()) for name, text in entries}
-    return {name: text.split(". ")[0].rstrip(".") for name, text in plain.items()}
+    """Each option's first sentence in the config's docstring (its ``Args:`` entries), and
+    what its entry says of its default."""
+    entries = re.findall(r"^ {8}(\w+) \(`[^`]*`(.*)\):\n((?: {12}.*\n)+)", UltraFeedbackKTOConfig.__doc__, flags=re.M)
+    described = {}
+    for name, default, text in entries:
+        first = " ".join(text.replace("`", "").split()).split(". ")[0].rstrip(".")
+        default = default.replace("`", "").removeprefix(", defaults to ").removeprefix(", ")
+        described[name] = first + ("" if default == "*optional*" else f" (default: {default})")
+    return described
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -41,15 +46,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         if name in NOT_FLAGS:
             continue
         kind = next(arg for arg in typing.get_args(hints[name]) or [hints[name]] if arg is not type(None))
-        default = defaults()[name]
+        listed = typing.get_origin(kind) is tuple  # e.g. --exclude-sources truthful_qa false_qa
         group.add_argument(
             f"--{name.replace('_', '-')}",
-            type=str if name in choices else kind,
-            choices=choices.get(name),
-            help=help_texts[name] + ("" if default is None else f" (default: {default})"),
+            type=str if name in choices or listed else kind,
+            nargs="*" if listed else None,
+            choices=[choice for choice in choices[name] if choice is not None] if name in choices else None,
+            help=help_texts[name],
         )
 
 
 def given_options(args: argparse.Namespace) -> dict:
     """The builder options given on the command line."""
-    return {name: getattr(args, name) for name in BUILDER_OPTIONS if getattr(args, name, None) is not None}
+    given = {name: getattr(args, name) for name in BUILDER_OPTIONS if getattr(args, name, None) is not None}
+    return {name: tuple(value) if isinstance(value, list) else value for name, value in given.items()}

@@ -18,6 +18,8 @@ from ultrafeedback_kto import SplitReport
 
 #: Rating bands of the distribution table; ratings are means of four 1-5 scores.
 RATING_BANDS = [(1.0, 2.0), (2.0, 3.0), (3.0, 4.0), (4.0, 5.0), (5.0, 5.0)]
+#: The aspects of openbmb/UltraFeedback's annotations, each rated "1" to "5" or "N/A".
+ASPECTS = ("helpfulness", "honesty", "instruction_following", "truthfulness")
 
 
 @dataclasses.dataclass
@@ -55,6 +57,7 @@ class SplitStats:
     by_rating: list[LabelCounts]
     pairs_read: int | None = None
     left_out: list[LeftOut] = dataclasses.field(default_factory=list)
+    by_aspect: dict[str, list[LabelCounts]] = dataclasses.field(default_factory=dict)  # with annotations
 
 
 def _count(counts: dict, table: pa.Table, column, name_of, key_of=None) -> None:
@@ -96,6 +99,7 @@ def split_stats(name: str, tables: pa.Table | Iterable[pa.Table], report: SplitR
     sources: dict = {}
     models: dict = {}
     ratings: dict = {}
+    aspects: dict[str, dict] = {}
     for table in [tables] if isinstance(tables, pa.Table) else tables:
         rows += table.num_rows
         desirable += pc.sum(table.column("label").cast(pa.int64())).as_py() or 0
@@ -103,6 +107,9 @@ def split_stats(name: str, tables: pa.Table | Iterable[pa.Table], report: SplitR
         _count(models, table, table.column("model"), lambda v: "(none)" if v is None else v)
         # Grouped by rating first: a split has few distinct ratings and many rows.
         _count(ratings, table, table.column("average_rating"), _band, key_of=_band)
+        for aspect in ASPECTS if "annotations" in table.column_names else ():
+            rating = pc.struct_field(table.column("annotations"), [aspect, "Rating"])
+            _count(aspects.setdefault(aspect, {}), table, rating, lambda v: "(none)" if v is None else v)
     band_order = [_band(low) for low, _ in RATING_BANDS] + ["missing"]
     stats = SplitStats(
         name=name,
@@ -113,6 +120,7 @@ def split_stats(name: str, tables: pa.Table | Iterable[pa.Table], report: SplitR
         by_model=_largest_first(models),
         by_rating=[ratings.get(band, LabelCounts(band, 0, 0)) for band in band_order]
         + [group for band, group in ratings.items() if band not in band_order],
+        by_aspect={aspect: sorted(counts.values(), key=lambda group: group.name) for aspect, counts in aspects.items()},
     )
     if report is not None:
         stats.pairs_read = report.read

@@ -241,5 +241,5 @@ def test_card_names_sources_without_folders_or_credentials(tmp_path):
 def test_build_where_every_pair_is_left_out_fails_in_one_line(tmp_path):
     done = run_cli("build", "--sample", "--min-rating-margin", "9", "--out", str(tmp_path / "out"))
     assert done.returncode == 1
-    assert done.stderr.strip().splitlines()[-1].startswith("error: no pairs left to build from (rating margin below")
+    assert done.stderr.strip().splitlines()[-1].startswith("error: no examples left to build from (rating margin below")
     assert "Traceback" not in done.stderr and not (tmp_path / "out").exists()

@@ -235,7 +235,7 @@ def test_a_split_without_rows_is_left_out_with_a_warning(tmp_path, caplog):
 
 def test_no_pair_left_stops_with_the_reasons(tmp_path):
     path = write_upstream(tmp_path / "tiny.parquet", 40, seed=1)
-    with pytest.raises(Exception, match=r"no pairs left to build from \(rating margin below min_rating_margin: \d+"):
+    with pytest.raises(Exception, match=r"no examples left to build from \(rating margin below min_rating_margin: \d+"):
         build(tmp_path / "cache", path, min_rating_margin=9)
 
 

@@ -79,7 +79,9 @@ def test_training_weights_follow_the_kto_rule_for_these_counts(absolute_folder):
     desirable = sum(train.column("label").to_pylist())
     expected = kto_weights(desirable, train.num_rows - desirable)
     assert expected != (1.0, 1.0)  # absolute labels at 4.5 are unbalanced
-    assert f"desirable_weight={expected[0]}," in body and f"undesirable_weight={expected[1]}," in body
+    assert f"desirable_weight={expected[0]}, undesirable_weight={expected[1]})" in body  # TRL
+    assert f"kto_chosen_weight: {expected[0]}\nkto_rejected_weight: {expected[1]}" in body  # LLaMA-Factory
+    assert f"--desirable_weight {expected[0]} --undesirable_weight {expected[1]}" in body  # ms-swift
     assert "Keep the row order" in body
 
 
@@ -107,7 +109,7 @@ def test_reproduce_section_names_source_options_and_command(tmp_path):
     out = tmp_path / "ufkto"
     assert main(["build", "--sample", "--out", str(out), "--seed", "9", "--configs", "default"]) == 0
     body = (out / "README.md").read_text()
-    assert "generated sample upstream" in body and "not real data" in body
+    assert "generated sample of `argilla/ultrafeedback-binarized-preferences-cleaned`" in body and "not real data" in body
     assert '"seed": 9' in body and '"test_size": 0.05' in body
     assert "`python -m publish build --sample --seed 9 --configs default`" in body
 

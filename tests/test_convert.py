@@ -39,7 +39,7 @@ def make_pair(prompt="Name a prime.", chosen="7", rejected="8", chosen_rating=5.
 
 def convert(pair: dict, **options) -> list[dict]:
     """The examples the builder makes of one pair (conversational shape), or `Refused`."""
-    converted = convert_pairs(pa.Table.from_pylist([pair], schema=UPSTREAM_SCHEMA), UltraFeedbackKTOConfig(**options))
+    converted = convert_pairs(pa.Table.from_pylist([pair], schema=UPSTREAM_SCHEMA), UltraFeedbackKTOConfig(**options).resolved())
     if converted.left_out:
         raise Refused(converted.left_out[0][1])
     return in_upstream_order(converted.examples)
@@ -197,7 +197,7 @@ def reference(rows: list[dict], config: UltraFeedbackKTOConfig) -> tuple[list[di
                                                                ("pairwise", 0.5), ("absolute", 1.0)])  # fmt: skip
 def test_conversion_equals_the_pair_by_pair_reference(label_rule, min_rating_margin):
     rows = broken_rows()
-    config = UltraFeedbackKTOConfig(label_rule=label_rule, min_rating_margin=min_rating_margin)
+    config = UltraFeedbackKTOConfig(label_rule=label_rule, min_rating_margin=min_rating_margin).resolved()
     table = pa.Table.from_pylist(rows, schema=UPSTREAM_SCHEMA)
     for start, stop in ((0, 3_000), (1_000, 1_500)):  # whole, and a slice of a larger table
         expected_examples, expected_left_out = reference(rows[start:stop], config)
