@@ -243,3 +243,25 @@ def test_build_where_every_pair_is_left_out_fails_in_one_line(tmp_path):
     assert done.returncode == 1
     assert done.stderr.strip().splitlines()[-1].startswith("error: no examples left to build from (rating margin below")
     assert "Traceback" not in done.stderr and not (tmp_path / "out").exists()
+
+
+#: Column names ms-swift and TRL rename or act on: a metadata column so named would be taken
+#: for something it is not (ms-swift's auto column mapping, TRL's preference formats).
+ACTED_ON = {"instruction", "input", "question", "problem", "response", "answer", "output", "text", "content",
+            "solution", "system", "system_prompt", "messages", "chosen", "rejected", "images"}  # fmt: skip
+
+
+@pytest.mark.parametrize("upstream", ["argilla-cleaned", "openbmb", "h4-binarized"])
+def test_each_upstream_builds_verifies_and_loads(tmp_path, upstream):
+    out = tmp_path / "ufkto"
+    assert main(["build", "--sample", "--upstream", upstream, "--out", str(out)]) == 0
+    assert main(["verify", str(out)]) == 0
+    for config, folder in (("default", "data"), ("conversational", "conversational")):
+        loaded = datasets.load_dataset(str(out), config, cache_dir=str(tmp_path / "cache"))
+        assert sorted(loaded) == ["test", "train"]
+        assert not set(loaded["train"].column_names) & ACTED_ON
+        assert loaded["train"].column_names[:3] == ["prompt", "completion", "label"]
+        for split, dataset in loaded.items():
+            shards = sorted((out / folder).glob(f"{split}-*.parquet"))
+            assert dataset.to_list() == [row for shard in shards for row in pq.read_table(shard).to_pylist()]
+            assert list(datasets.load_dataset(str(out), config, split=split, streaming=True)) == dataset.to_list()
