@@ -1,4 +1,4 @@
-"""``python -m publish build | verify | push``: build the dataset folder, check it, publish it.
+"""``ufkto build | verify | push`` (or ``python -m publish ...``): build the dataset folder, check it, publish it.
 
 A thin layer: each command parses its arguments into the dataclass of the module that does
 the work, and turns a `PublishError` (or a failure of the builder) into one line on stderr
@@ -10,18 +10,25 @@ from __future__ import annotations
 import argparse
 import shlex
 import sys
+from pathlib import Path
 
 from publish import options
 from publish.errors import PublishError
 
 
+def _prog() -> str:
+    """How the command was called: the installed ``ufkto`` script, or the module."""
+    return "ufkto" if Path(sys.argv[0]).name == "ufkto" else "python -m publish"
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m publish", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog=_prog(), description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True, metavar="{build,verify,push}")
 
     build = commands.add_parser("build", help="build the dataset folder: parquet shards and the card")
     source = build.add_mutually_exclusive_group()
-    source.add_argument("--source", nargs="+", metavar="PATH_OR_URL", help="upstream parquet or JSON Lines files")
+    source.add_argument("--source", nargs="+", metavar="PATH_OR_URL",
+                        help="upstream parquet or JSON Lines files (SPLIT=PATH for h4-binarized's train_prefs, test_prefs)")
     source.add_argument("--sample", action="store_true", help="the small generated upstream sample shipped here")
     build.add_argument("--out", default="ufkto", help="the folder to write (default: %(default)s)")
     build.add_argument("--configs", default="default,conversational", help="comma-separated (default: %(default)s)")
@@ -48,7 +55,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = _parser().parse_args(argv)
-    args.command_line = shlex.join(["python", "-m", "publish", *argv])
+    args.command_line = shlex.join([*_prog().split(), *argv])
     try:
         if args.command == "build":
             from publish.build import BuildArguments, build_folder

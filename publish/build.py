@@ -28,9 +28,10 @@ from pathlib import Path
 import datasets
 
 import publish
-from publish.card import CardInputs, Provenance, render_card
+from publish.card import DATASET_INFO, CardInputs, Provenance, dataset_info, render_card
 from publish.errors import PublishError, one_line
 from publish.options import given_options
+from publish.plan import MARKER
 from publish.stats import SplitStats, split_stats
 from ultrafeedback_kto import (
     UPSTREAMS,
@@ -42,8 +43,8 @@ from ultrafeedback_kto import (
     standard_from_conversational,
 )
 
-PROJECT = Path(__file__).resolve().parents[1]
-SAMPLE_DIR = PROJECT / "sample"
+#: The generated samples shipped with the tool (package data), made by publish/sample.py.
+SAMPLE_DIR = Path(__file__).resolve().parent / "samples"
 #: The generated samples shipped with the tool, per upstream and upstream split (not real data).
 SAMPLES = {
     "argilla-cleaned": {"train": ["ultrafeedback-sample.parquet"]},
@@ -56,8 +57,6 @@ DATA_DIRS = {"default": "data", "conversational": "conversational"}
 #: Arrow bytes per parquet shard (and per builder cache file). Smaller than push_to_hub's
 #: 500MB so that a refresh re-uploads less and memory holds one shard at every size.
 SHARD_SIZE = "128MB"
-#: Marks a folder written by this command; never published.
-MARKER = ".ufkto-build.json"
 
 
 @dataclasses.dataclass
@@ -70,7 +69,7 @@ class BuildArguments:
             upstream with splits of its own (h4-binarized: ``train_prefs=...``; a path naming one
             of them needs no ``SPLIT=``); with neither this nor ``sample``, the upstream is read
             from the Hub and its commit recorded.
-        sample: build from the generated sample shipped in ``sample/`` (not real data).
+        sample: build from the generated sample shipped in ``publish/samples/`` (not real data).
         configs: the builder configs to write, e.g. ``["default", "conversational"]``.
         options: builder options, e.g. ``{"seed": 7, "test_size": 0.1}``.
         repo_id: the id the card's code snippets load; defaults to the folder name.
@@ -163,8 +162,10 @@ def build_folder(args: BuildArguments) -> dict:
         # No dataset_infos.json: the card's YAML says the same, and the file written by
         # datasets 4.5+ (SplitInfo.original_shard_lengths) breaks load_dataset on older releases.
         (partial / "README.md").write_text(render_card(inputs), encoding="utf-8")
+        if "default" in infos:  # LLaMA-Factory reads that config only
+            (partial / DATASET_INFO).write_text(dataset_info(inputs.repo_id), encoding="utf-8")
         manifest = {
-            "tool": "ufkto", "version": publish.__version__, "configs": list(infos),
+            "tool": "ufkto", "version": publish.__version__, "configs": list(infos), "repo_id": inputs.repo_id,
             "provenance": dataclasses.asdict(provenance),
         }  # fmt: skip
         (partial / MARKER).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")

@@ -296,6 +296,27 @@ shuffling them again is harmless but no longer guarantees it.
 
 #: The name LLaMA-Factory knows the dataset by, in ``dataset_info.json``.
 DATASET_INFO_ENTRY = "ufkto"
+#: LLaMA-Factory's file of dataset entries, read from the repo root with ``dataset_dir: REMOTE:<repo id>``;
+#: ``datasets`` never takes it for data (it is in datasets.data_files.FILES_TO_IGNORE).
+DATASET_INFO = "dataset_info.json"
+
+
+def dataset_info(repo_id: str) -> str:
+    """LLaMA-Factory's ``dataset_info.json`` for the repo: the ``default`` config's train split as
+    a KTO dataset (text ``prompt`` and ``completion``, bool ``label``), on both hubs."""
+    entry = {"hf_hub_url": repo_id, "ms_hub_url": repo_id, "subset": "default", "split": "train",
+             "columns": {"prompt": "prompt", "response": "completion", "kto_tag": "label"}}  # fmt: skip
+    return json.dumps({DATASET_INFO_ENTRY: entry}, indent=2) + "\n"
+
+
+def for_repo(name: str, text: str, built_for: str, repo_id: str) -> str:
+    """The text of a card or ``dataset_info.json`` built for ``built_for``, as published to
+    ``repo_id``: its snippets and hub urls name the repo, in the places this module puts it."""
+    if name == DATASET_INFO:
+        return dataset_info(repo_id)
+    for pattern in ('load_dataset("{}"', "REMOTE:{}", "hf::{}"):
+        text = text.replace(pattern.format(built_for), pattern.format(repo_id))
+    return text
 
 
 def _reproduce(inputs: CardInputs) -> str:

@@ -17,8 +17,10 @@ from typing import Literal
 
 from publish.errors import PublishError, one_line
 
+#: Marks a folder written by ``build`` and records what it was built for; never published.
+MARKER = ".ufkto-build.json"
 # Files of the build that describe the build itself and never leave the machine.
-PRIVATE_FILES = frozenset({".ufkto-build.json", ".ms_upload_cache", ".ms_upload_progress"})
+PRIVATE_FILES = frozenset({MARKER, ".ms_upload_cache", ".ms_upload_progress"})
 #: Files earlier versions of ufkto published that a push removes when the folder no longer has
 #: them: ``dataset_infos.json`` breaks load_dataset on datasets older than 4.5.
 LEGACY_FILES = frozenset({"dataset_infos.json"})

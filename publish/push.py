@@ -9,11 +9,13 @@ What differs, how to talk to each hub, lives in `publish.push_hub` and
 
 from __future__ import annotations
 
+import json
+import tempfile
 from pathlib import Path
 from typing import Protocol
 
 from publish.errors import PublishError
-from publish.plan import Plan, PushArguments, Remote, list_files, plan_push, validate_repo_id
+from publish.plan import MARKER, LocalFile, Plan, PushArguments, Remote, list_files, plan_push, validate_repo_id
 
 
 class Repo(Protocol):
@@ -49,9 +51,33 @@ def push_folder(args: PushArguments) -> None:
     from publish.verify import verify_or_fail
 
     verify_or_fail(folder)
-    files = list_files(folder)
-    if not files:
-        raise PublishError(f"{folder} has no files to publish")
+    with tempfile.TemporaryDirectory(prefix="ufkto-push-") as scratch:
+        files = _for_repo(folder, list_files(folder), args.repo_id, Path(scratch))
+        if not files:
+            raise PublishError(f"{folder} has no files to publish")
+        _push(args, files)
+
+
+def _for_repo(folder: Path, files: list[LocalFile], repo_id: str, scratch: Path) -> list[LocalFile]:
+    """The folder's files as published to ``repo_id``: a folder built for another id has its
+    card's snippets and LLaMA-Factory's ``dataset_info.json`` name this repo instead."""
+    marker = folder / MARKER
+    built_for = json.loads(marker.read_text(encoding="utf-8")).get("repo_id") if marker.is_file() else None
+    if built_for in (None, repo_id):
+        return files
+    from publish.card import DATASET_INFO, for_repo
+
+    published = []
+    for file in files:
+        if file.path in ("README.md", DATASET_INFO):
+            (scratch / file.path).write_text(for_repo(file.path, file.source.read_text(encoding="utf-8"), built_for,
+                                                      repo_id), encoding="utf-8")  # fmt: skip
+            file = LocalFile(file.path, scratch / file.path, (scratch / file.path).stat().st_size)
+        published.append(file)
+    return published
+
+
+def _push(args: PushArguments, files: list[LocalFile]) -> None:
     if args.to == "hf":
         from publish.push_hub import connect
     else:

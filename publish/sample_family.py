@@ -81,9 +81,9 @@ they are its output, and that each seed is the first from 1 whose sample has eve
 trait; zstd keeps each file under 0.8 MB)::
 
     python -m publish.sample --upstream openbmb --rows 300 --seed 1 --compression zstd:19 \
-        --out sample/openbmb-sample.parquet
+        --out publish/samples/openbmb-sample.parquet
     python -m publish.sample --upstream h4-binarized --pairs 400 --test-pairs 100 --seed 1 \
-        --compression zstd:19 --out sample/h4-binarized
+        --compression zstd:19 --out publish/samples/h4-binarized
 """
 
 from __future__ import annotations

@@ -24,7 +24,7 @@ from datasets.info import DatasetInfosDict
 from datasets.utils.metadata import MetadataConfigs
 from huggingface_hub import DatasetCard
 
-from publish.card import left_out_in
+from publish.card import DATASET_INFO, DATASET_INFO_ENTRY, left_out_in
 from publish.errors import PublishError, one_line
 from publish.stats import size_category
 from ultrafeedback_kto import order_problems
@@ -50,7 +50,7 @@ def verify_folder(folder: str | Path) -> list[str]:
         return [f"{card_path}: invalid card metadata ({one_line(error)})"]
 
     problems = _metadata_problems(card, configs, infos)
-    problems += _legacy_problems(folder)
+    problems += _legacy_problems(folder) + _dataset_info_problems(folder, infos)
     problems += _extra_parquet(folder, configs)
     for name, config in configs.items():
         shard_problems = _shard_problems(folder, name, config)
@@ -103,6 +103,23 @@ def _metadata_problems(card: DatasetCard, configs: MetadataConfigs, infos: Datas
     for name in infos:
         if name not in configs:
             problems.append(f"README.md: dataset_info {name!r} has no config")
+    return problems
+
+
+def _dataset_info_problems(folder: Path, infos: DatasetInfosDict) -> list[str]:
+    """LLaMA-Factory's entry: present with the ``default`` config, naming its columns and a split."""
+    if "default" not in infos:
+        return []
+    try:
+        entry = json.loads((folder / DATASET_INFO).read_text(encoding="utf-8"))[DATASET_INFO_ENTRY]
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        return [f"{DATASET_INFO}: missing, unreadable or without the entry {DATASET_INFO_ENTRY!r} ({one_line(error)}); "
+                "LLaMA-Factory reads the default config through it"]  # fmt: skip
+    default = infos["default"]
+    problems = [f"{DATASET_INFO}: its column {target!r} ({role}) is not in the default config"
+                for role, target in entry.get("columns", {}).items() if target not in default.features]  # fmt: skip
+    if entry.get("subset") != "default" or entry.get("split") not in default.splits:
+        problems.append(f"{DATASET_INFO}: it should name the default config and one of its splits")
     return problems
 
 

@@ -21,7 +21,7 @@ from publish.__main__ import main
 from tests.conftest import PROJECT, build, files_of
 from tests.test_bad_input import bad_rows_file
 
-SAMPLE = PROJECT / "sample" / "ultrafeedback-sample.parquet"
+SAMPLE = PROJECT / "publish" / "samples" / "ultrafeedback-sample.parquet"
 EXPECTED_FILES = [
     ".ufkto-build.json",
     "README.md",
@@ -29,6 +29,7 @@ EXPECTED_FILES = [
     "conversational/train-00000-of-00001.parquet",
     "data/test-00000-of-00001.parquet",
     "data/train-00000-of-00001.parquet",
+    "dataset_info.json",
 ]
 
 

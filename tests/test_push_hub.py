@@ -20,6 +20,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
+from publish.card import for_repo
 from tests.conftest import PROJECT, files_of
 from tests.hub_server import FAKE_TOKEN, LocalHub
 
@@ -97,9 +98,15 @@ def builds(hub, tmp_path_factory) -> dict[str, Path]:
     return folders
 
 
-def published(folder: Path) -> dict[str, bytes]:
-    """What a push publishes: every non-hidden file, by POSIX path."""
-    return files_of(folder, hidden=False)
+def published(folder: Path, repo_id: str | None = None) -> dict[str, bytes]:
+    """What a push (to ``repo_id``) publishes: every non-hidden file, by POSIX path, the card
+    and LLaMA-Factory's dataset_info.json naming the repo pushed to."""
+    files = files_of(folder, hidden=False)
+    if repo_id:
+        built_for = json.loads((folder / ".ufkto-build.json").read_text())["repo_id"]
+        for name in ("README.md", "dataset_info.json"):
+            files[name] = for_repo(name, files[name].decode(), built_for, repo_id).encode()
+    return files
 
 
 def snapshot(folder: Path) -> dict[str, bytes]:
@@ -131,7 +138,7 @@ def push(
 
 def seed_with(hub: LocalHub, repo_id: str, folder: Path, **kwargs) -> str:
     """Put a build on the hub server-side (as an earlier push would have)."""
-    return hub.seed(repo_id, published(folder), message="earlier push", **kwargs)
+    return hub.seed(repo_id, published(folder, repo_id), message="earlier push", **kwargs)
 
 
 def remote(hub: LocalHub, repo_id: str, revision: str = "main") -> dict[str, bytes]:
@@ -157,7 +164,7 @@ def test_first_push_commits_once_and_an_identical_push_commits_nothing(hub, buil
     hub.clear_log()
     done = push(hub, tmp_path / "1", builds["one"], repo)
     assert done.returncode == 0, done.stderr
-    assert remote(hub, repo) == published(builds["one"])  # byte for byte, and nothing hidden
+    assert remote(hub, repo) == published(builds["one"], repo)  # byte for byte, and nothing hidden
     assert ".ufkto-build.json" not in hub.files(repo)
     assert hub.lfs_paths(repo) == {p for p in published(builds["one"]) if p.endswith(".parquet")}
     log = hub.commit_log(repo)
@@ -186,7 +193,7 @@ def test_private_creates_a_private_repo(hub, builds, tmp_path):
     with pytest.raises(urllib.error.HTTPError) as anonymous:  # no token: the private repo is hidden
         opener.open(f"{hub.endpoint}/api/datasets/{repo}", timeout=10)
     assert anonymous.value.code == 401
-    assert remote(hub, repo) == published(builds["one"])
+    assert remote(hub, repo) == published(builds["one"], repo)
 
 
 # --------------------------------------------------------------------------------------
@@ -207,7 +214,7 @@ def test_changed_build_replaces_shards_in_one_commit_and_deletes_stale_ones(hub,
     assert len(hub.commit_log(repo)) == start + 1 and len(commit_posts(hub, repo)) == 1
     files = remote(hub, repo)
     assert set(files) == sharded | {"LICENSE.txt"}
-    assert {p: files[p] for p in sharded} == published(builds["sharded"])
+    assert {p: files[p] for p in sharded} == published(builds["sharded"], repo)
     stale = sorted(one - sharded) + ["dataset_infos.json"]
     assert all(p.endswith(".parquet") for p in stale[:-1]) and len(stale) > 1
     for path in stale:
@@ -220,7 +227,7 @@ def test_changed_build_replaces_shards_in_one_commit_and_deletes_stale_ones(hub,
     assert back.returncode == 0, back.stderr
     assert hub.commit_log(repo)[0][1] == "Reshuffle with seed 7"
     assert len(hub.commit_log(repo)) == start + 2 and len(commit_posts(hub, repo)) == 1
-    assert remote(hub, repo) == {**published(builds["other"]), "LICENSE.txt": b"kept: not a data file"}
+    assert remote(hub, repo) == {**published(builds["other"], repo), "LICENSE.txt": b"kept: not a data file"}
     assert other == one
     for path in sorted(sharded - other):
         assert f"delete {path}" in back.stdout
@@ -239,8 +246,8 @@ def test_create_pr_opens_a_pull_request_and_leaves_main_alone(hub, builds, tmp_p
     refs = hub.refs(repo)
     assert refs["branches"] == {"main": head}
     assert set(refs["pull_requests"]) == {"refs/pr/1"}
-    assert remote(hub, repo, "refs/pr/1") == published(builds["other"])
-    assert remote(hub, repo) == published(builds["one"])
+    assert remote(hub, repo, "refs/pr/1") == published(builds["other"], repo)
+    assert remote(hub, repo) == published(builds["one"], repo)
     assert f"opened pull request {hub.endpoint}/datasets/{repo}/discussions/1" in done.stdout
 
 
@@ -255,7 +262,7 @@ def test_branch_is_created_and_tags_name_the_pushed_commit(hub, builds, tmp_path
     dev = refs["branches"]["dev"]
     assert hub.commit_log(repo, "dev")[1][0] == main  # the branch started from main
     assert refs["tags"] == {"v1": dev}
-    assert remote(hub, repo, "dev") == published(builds["other"])
+    assert remote(hub, repo, "dev") == published(builds["other"], repo)
     assert "created branch dev from main" in done.stdout and f"tagged {dev} as v1" in done.stdout
 
     # Nothing changed and the tag is already there: fine, and no commit.
@@ -294,7 +301,7 @@ def test_a_concurrent_commit_makes_the_push_fail_and_commit_nothing(hub, builds,
     assert "nothing was committed; run push again" in line
     log = hub.commit_log(repo)
     assert log[0][1] == "concurrent" and log[1][0] == read  # only the other writer's commit landed
-    assert remote(hub, repo) == {**published(builds["one"]), "NOTES.md": b"someone else"}
+    assert remote(hub, repo) == {**published(builds["one"], repo), "NOTES.md": b"someone else"}
 
 
 # --------------------------------------------------------------------------------------
@@ -457,3 +464,17 @@ def test_load_dataset_returns_the_built_rows_in_order(hub, builds, tmp_path):
             assert json.dumps(got, sort_keys=True) == json.dumps(expected, sort_keys=True, default=str), config
     ranged = [r for r in hub.request_log if r["status"] == 206]
     assert ranged  # the streaming reads used HTTP ranges on the pushed shards
+
+
+def test_a_folder_built_for_another_repo_is_published_naming_the_repo_it_is_pushed_to(hub, builds, tmp_path):
+    repo = "local-org/renamed"
+    built_for = json.loads((builds["one"] / ".ufkto-build.json").read_text())["repo_id"]
+    assert built_for == "one" and f'load_dataset("{built_for}")' in (builds["one"] / "README.md").read_text()
+    done = push(hub, tmp_path, builds["one"], repo)
+    assert done.returncode == 0, done.stderr
+    card = hub.files(repo)["README.md"].decode()
+    assert f'load_dataset("{repo}")' in card and f"REMOTE:{repo}" in card and f"hf::{repo}" in card
+    assert f'load_dataset("{built_for}")' not in card
+    entry = json.loads(hub.files(repo)["dataset_info.json"])["ufkto"]
+    assert (entry["hf_hub_url"], entry["ms_hub_url"], entry["subset"]) == (repo, repo, "default")
+    assert entry["columns"] == {"prompt": "prompt", "response": "completion", "kto_tag": "label"}

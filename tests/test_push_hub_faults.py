@@ -138,7 +138,7 @@ def assert_completes(hub: LocalHub, env_dir: Path, folder: Path, repo_id: str, b
     """Pushing again, with no fault left, publishes the folder in one commit on top of ``before``."""
     hub.clear_faults()
     push_ok(hub, env_dir, folder, repo_id)
-    assert remote(hub, repo_id) == published(folder)
+    assert remote(hub, repo_id) == published(folder, repo_id)
     assert hub.commit_log(repo_id)[1:] == before[1]
 
 
@@ -273,7 +273,7 @@ def test_a_connection_dropped_once_during_an_lfs_upload_is_retried_and_the_push_
     assert len(hub.requests_matching(upload, "PUT")) == 2  # dropped, then sent again whole
     assert waits(tmp_path / "1") == [1.0] and "Retrying in 1s [Retry 1/5]." in done.stderr
     assert "error:" not in done.stderr
-    assert remote(hub, repo) == published(builds["new"])  # byte for byte: the retried upload is intact
+    assert remote(hub, repo) == published(builds["new"], repo)  # byte for byte: the retried upload is intact
     assert hub.commit_log(repo)[1:] == before[1] and len(commit_posts(hub, repo)) == 1
 
     again = push_ok(hub, tmp_path / "2", builds["new"], repo)  # a second push has nothing left to do
@@ -328,7 +328,7 @@ def test_a_500_once_on_preupload_is_retried_and_the_push_succeeds(hub, builds, t
     assert len(hub.fault_log) == 1 and len(hub.requests_matching(PREUPLOAD, "POST")) == 2
     assert waits(tmp_path) == [1.0] and "Retrying in 1s [Retry 1/5]." in done.stderr
     assert "error:" not in done.stderr
-    assert remote(hub, repo) == published(builds["new"])
+    assert remote(hub, repo) == published(builds["new"], repo)
     assert len(commit_posts(hub, repo)) == 1
 
 

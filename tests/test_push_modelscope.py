@@ -9,6 +9,7 @@ never listed here.
 
 from __future__ import annotations
 
+import json
 import socket
 import subprocess
 import sys
@@ -21,6 +22,7 @@ pytest.importorskip(
 )
 
 from publish.__main__ import main  # noqa: E402
+from publish.card import for_repo  # noqa: E402
 from tests.conftest import PROJECT, files_of  # noqa: E402
 from tests.modelscope_server import FAKE_TOKEN, OPERATIONS, LocalModelScope  # noqa: E402
 
@@ -78,9 +80,15 @@ def builds(server, tmp_path_factory) -> dict[str, Path]:
     return {name: base / name for name in options}
 
 
-def published(folder: Path) -> dict[str, bytes]:
-    """What a push publishes: every non-hidden file of the folder, by POSIX path."""
-    return files_of(folder, hidden=False)
+def published(folder: Path, repo_id: str | None = None) -> dict[str, bytes]:
+    """What a push (to ``repo_id``) publishes: every non-hidden file, by POSIX path, the card
+    and LLaMA-Factory's dataset_info.json naming the repo pushed to."""
+    files = files_of(folder, hidden=False)
+    if repo_id:
+        built_for = json.loads((folder / ".ufkto-build.json").read_text())["repo_id"]
+        for name in ("README.md", "dataset_info.json"):
+            files[name] = for_repo(name, files[name].decode(), built_for, repo_id).encode()
+    return files
 
 
 def remote(server: LocalModelScope, repo_id: str) -> dict[str, bytes]:
@@ -138,7 +146,7 @@ def first_push(server, builds, tmp_path_factory) -> tuple[subprocess.CompletedPr
 def test_first_push_creates_the_dataset_repo_and_publishes_exactly_the_folder_to_master(server, builds, first_push):
     done, _ = first_push
     assert done.returncode == 0, done.stderr[-3000:]
-    files = published(builds["one"])
+    files = published(builds["one"], FIRST)
     assert remote(server, FIRST) == files  # byte for byte; nothing hidden (.ufkto-build.json) went up
     repo = server.repo(FIRST)
     assert (repo.visibility, repo.license) == (5, "mit") and set(repo.branches) == {"master"}
@@ -178,12 +186,12 @@ def test_the_token_is_never_printed_logged_uploaded_or_left_in_the_folder(server
 # --------------------------------------------------------------------------------------
 def test_a_changed_build_replaces_the_data_and_deletes_stale_shards(server, builds, tmp_path):
     repo = "local-org/changed"
-    server.seed(repo, published(builds["sharded"]), message="earlier push")
+    server.seed(repo, published(builds["sharded"], repo), message="earlier push")
     server.seed(repo, {"LICENSE.txt": b"kept: not a data file"}, message="someone's file")
     seeded = len(server.commit_log(repo))
     done = push(server, tmp_path, builds["other"], repo, "--message", "Reshuffle with seed 7")
     assert done.returncode == 0, done.stderr[-3000:]
-    assert remote(server, repo) == {**published(builds["other"]), "LICENSE.txt": b"kept: not a data file"}
+    assert remote(server, repo) == {**published(builds["other"], repo), "LICENSE.txt": b"kept: not a data file"}
     assert ".gitattributes" in server.files(repo)
     stale = sorted(set(published(builds["sharded"])) - set(published(builds["other"])))
     assert stale and all(path.endswith(".parquet") for path in stale)
@@ -199,7 +207,7 @@ def test_a_changed_build_replaces_the_data_and_deletes_stale_shards(server, buil
 # --------------------------------------------------------------------------------------
 def test_tag_is_created_on_the_pushed_master_commit(server, builds, tmp_path):
     repo = "local-org/tagged"
-    seeded = server.seed(repo, published(builds["one"]))
+    seeded = server.seed(repo, published(builds["one"], repo))
     done = push(server, tmp_path, builds["other"], repo, "--tag", "v1", "--branch", "master")  # master: accepted
     assert done.returncode == 0, done.stderr[-3000:]
     head = server.commit_log(repo)[0][0]
@@ -212,9 +220,9 @@ def test_private_creates_the_repo_with_visibility_1_and_an_existing_repo_keeps_i
     done = push(server, tmp_path / "new", builds["one"], "local-org/private", "--private")
     assert done.returncode == 0, done.stderr[-3000:]
     assert server.repo("local-org/private").visibility == 1
-    assert remote(server, "local-org/private") == published(builds["one"])
+    assert remote(server, "local-org/private") == published(builds["one"], "local-org/private")
 
-    server.seed("local-org/public", published(builds["one"]), visibility=5)
+    server.seed("local-org/public", published(builds["one"], "local-org/public"), visibility=5)
     done = push(server, tmp_path / "existing", builds["one"], "local-org/public", "--private")
     assert done.returncode == 0, done.stderr[-3000:]
     assert server.repo("local-org/public").visibility == 5
@@ -224,7 +232,7 @@ def test_private_creates_the_repo_with_visibility_1_and_an_existing_repo_keeps_i
 
 def test_pushing_the_same_build_again_with_its_tag_succeeds(server, builds, tmp_path):
     repo = "local-org/retag"
-    server.seed(repo, published(builds["one"]), tag="v1")  # as an earlier push --tag v1 left it
+    server.seed(repo, published(builds["one"], repo), tag="v1")  # as an earlier push --tag v1 left it
     tags = server.tags(repo)
     done = push(server, tmp_path, builds["one"], repo, "--tag", "v1")
     assert done.returncode == 0, done.stderr[-3000:]
@@ -233,11 +241,11 @@ def test_pushing_the_same_build_again_with_its_tag_succeeds(server, builds, tmp_
 
 def test_a_change_with_an_existing_tag_is_refused_before_anything_is_committed(server, builds, tmp_path):
     repo = "local-org/tag-exists"
-    server.seed(repo, published(builds["one"]), tag="v1")
+    server.seed(repo, published(builds["one"], repo), tag="v1")
     log = server.commit_log(repo)
     refused = push(server, tmp_path, builds["other"], repo, "--tag", "v1")
     assert "v1" in one_error_line(refused)
-    assert server.commit_log(repo) == log and remote(server, repo) == published(builds["one"])
+    assert server.commit_log(repo) == log and remote(server, repo) == published(builds["one"], repo)
 
 
 # --------------------------------------------------------------------------------------
@@ -283,10 +291,10 @@ def test_a_push_failing_part_way_changes_nothing_and_push_again_completes(
     done = push(fresh_server, tmp_path / "failing", builds["other"], repo)
     assert "nothing was committed" in one_error_line(done)
     now = remote(fresh_server, repo)
-    assert now == before, {path: "new" if published(builds["other"]).get(path) == data else "old" for path, data in now.items()}
+    assert now == before, {path: "new" if published(builds["other"], repo).get(path) == data else "old" for path, data in now.items()}
     fresh_server.fail(operation, None)
     assert push(fresh_server, tmp_path / "again", builds["other"], repo).returncode == 0
-    assert remote(fresh_server, repo) == published(builds["other"])
+    assert remote(fresh_server, repo) == published(builds["other"], repo)
 
 
 @pytest.mark.parametrize(

@@ -336,6 +336,6 @@ def test_arrow_size_extrapolates_to_the_real_upstream(table):
 
 
 def test_shipped_sample_is_what_the_generator_makes():
-    """sample/ is generated, never edited: `python -m publish.sample --pairs 400 --seed 1 --out sample/...`."""
-    shipped = pq.read_table(PROJECT / "sample" / "ultrafeedback-sample.parquet")
+    """publish/samples/ is generated, never edited: `python -m publish.sample --pairs 400 --seed 1 --out publish/samples/...`."""
+    shipped = pq.read_table(PROJECT / "publish" / "samples" / "ultrafeedback-sample.parquet")
     assert shipped.equals(generate_table(400, seed=1))

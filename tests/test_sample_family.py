@@ -34,10 +34,10 @@ from publish.sample_family import (
 )
 from tests.conftest import PROJECT
 
-OPENBMB_ROWS, OPENBMB_SEED = 300, 1  # sample/openbmb-sample.parquet
-H4_TRAIN, H4_TEST, H4_SEED = 400, 100, 1  # sample/h4-binarized/
-OPENBMB_SAMPLE = PROJECT / "sample" / "openbmb-sample.parquet"
-H4_SAMPLE = PROJECT / "sample" / "h4-binarized"
+OPENBMB_ROWS, OPENBMB_SEED = 300, 1  # publish/samples/openbmb-sample.parquet
+H4_TRAIN, H4_TEST, H4_SEED = 400, 100, 1  # publish/samples/h4-binarized/
+OPENBMB_SAMPLE = PROJECT / "publish" / "samples" / "openbmb-sample.parquet"
+H4_SAMPLE = PROJECT / "publish" / "samples" / "h4-binarized"
 
 ASPECTS = ("helpfulness", "honesty", "instruction_following", "truthfulness")
 RATINGS = {"1", "2", "3", "4", "5"}
@@ -503,13 +503,13 @@ def test_h4_lengths_follow_the_real_data(h4):
 
 
 def test_shipped_openbmb_sample_is_what_the_generator_makes():
-    """`python -m publish.sample --upstream openbmb --pairs 300 --seed 1 --compression zstd:19 --out sample/...`"""
+    """`python -m publish.sample --upstream openbmb --pairs 300 --seed 1 --compression zstd:19 --out publish/samples/...`"""
     assert pq.read_table(OPENBMB_SAMPLE).equals(generate_openbmb_table(OPENBMB_ROWS, seed=OPENBMB_SEED))
 
 
 def test_shipped_h4_sample_is_what_the_generator_makes():
     """`python -m publish.sample --upstream h4-binarized --pairs 400 --test-pairs 100 --seed 1 --compression zstd:19
-    --out sample/h4-binarized`"""
+    --out publish/samples/h4-binarized`"""
     expected = generate_h4_tables(H4_TRAIN, H4_TEST, seed=H4_SEED)
     assert sorted(p.name for p in H4_SAMPLE.iterdir()) == ["test_prefs.parquet", "train_prefs.parquet"]
     for split in H4_SPLITS:

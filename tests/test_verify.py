@@ -7,6 +7,7 @@ import re
 import shutil
 from pathlib import Path
 
+import datasets
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -162,3 +163,24 @@ def test_verify_shows_what_the_build_left_out(tmp_path, capsys):
     assert len(shown) == 1 and shown[0].startswith("  left out of train by the build: ")
     assert "empty or missing completion: 2 pairs" in shown[0]
     assert sum(int(count) for count in re.findall(r": (\d+) pairs", shown[0])) == len(bad)
+
+
+def test_llama_factory_entry_is_checked(folder):
+    info = folder / "dataset_info.json"
+    entry = json.loads(info.read_text())
+    entry["ufkto"]["columns"]["kto_tag"] = "tag"
+    info.write_text(json.dumps(entry))
+    assert verify_folder(folder) == ["dataset_info.json: its column 'tag' (kto_tag) is not in the default config"]
+    info.unlink()
+    assert len(verify_folder(folder)) == 1 and verify_folder(folder)[0].startswith("dataset_info.json: missing")
+
+
+def test_llama_factory_entry_changes_nothing_load_dataset_loads(sound_folder, tmp_path):
+    without = tmp_path / "without"
+    shutil.copytree(sound_folder, without)
+    (without / "dataset_info.json").unlink()
+    for config in ("default", "conversational"):
+        loaded = datasets.load_dataset(str(sound_folder), config, cache_dir=str(tmp_path / "a"))
+        other = datasets.load_dataset(str(without), config, cache_dir=str(tmp_path / "b"))
+        assert {split: d.to_list() for split, d in loaded.items()} == {split: d.to_list() for split, d in other.items()}
+        assert {split: d.features for split, d in loaded.items()} == {split: d.features for split, d in other.items()}
