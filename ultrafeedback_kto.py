@@ -108,6 +108,12 @@ def features(format: str, upstream: str = "argilla-cleaned") -> datasets.Feature
     return datasets.Features({**FEATURES[format], **({"annotations": ANNOTATIONS} if upstream == "openbmb" else {})})
 
 
+@functools.cache
+def _conversational_schema(upstream: str) -> pa.Schema:
+    """The Arrow schema of the examples the upstream converts to (made once: it costs)."""
+    return features("conversational", upstream).arrow_schema
+
+
 @dataclasses.dataclass(frozen=True)
 class Reason:
     """Why upstream data was left out, worded once: it keys the log, the build summary and
@@ -278,14 +284,14 @@ def standard_from_conversational(table: pa.Table) -> pa.Table:
 def _examples(upstream: str, **columns) -> pa.Table:
     """A table of examples in the upstream's conversational shape, and the builder's ``_`` columns."""
     columns["completion"] = _one_message_lists(columns["completion"], "assistant")
-    schema = features("conversational", upstream).arrow_schema
+    schema = _conversational_schema(upstream)
     fields = [pa.field(name, value.type) for name, value in columns.items() if name not in schema.names]
     return pa.table([pc.cast(columns[field.name], field.type) for field in schema] + [columns[f.name] for f in fields],
                     schema=pa.schema(list(schema) + fields))  # fmt: skip
 
 
 def _one_message_lists(content, role: str) -> pa.Array:
-    content = pa.concat_arrays([pc.cast(_array(content), pa.string())])
+    content = pc.cast(_array(content), pa.string())
     messages = pa.StructArray.from_arrays([content, pa.array([role] * len(content), pa.string())], ["content", "role"])
     return pa.ListArray.from_arrays(pa.array(range(len(content) + 1), pa.int32()), messages)
 
@@ -1167,9 +1173,7 @@ class UltraFeedbackKTO(datasets.ArrowBasedBuilder):
                     examples = self._convert_batch(batch, unread, tests, reports, name, row - files[-1][0])
                     examples = examples.set_column(examples.schema.get_field_index("_row"), "_row",
                                                    pc.add(examples.column("_row"), row))  # fmt: skip
-                    test = tests.take(pc.subtract(examples.column("_row"), row))
-                    for split in spill.windows:
-                        spill.file(split, examples.filter(pc.equal(test, split == "test")), config)
+                    spill.file(examples, tests.take(pc.subtract(examples.column("_row"), row)), config)
                     row += len(batch)
         finally:
             spill.close()
@@ -1195,7 +1199,7 @@ class UltraFeedbackKTO(datasets.ArrowBasedBuilder):
             reason = dataclasses.replace(EXCLUDED_SOURCE, unit=upstream.row)
             left_out += [(row, reason) for row in rows.filter(excluded).to_pylist()]
             rows = rows.filter(pc.invert(excluded))
-        converted = upstream.convert(batch.take(rows), config)
+        converted = upstream.convert(batch if len(rows) == len(batch) else batch.take(rows), config)
         left_out += [(rows[index].as_py(), reason) for index, reason in converted.left_out]
         for index, reason in sorted(left_out, key=lambda item: item[0]):
             row = first_row + index
@@ -1284,27 +1288,32 @@ class _Spill:
     def path(self, split: str, window: int) -> str:
         return os.path.join(self.folder.name, f"{split}-{window:05d}.arrow")
 
-    def file(self, split: str, examples: pa.Table, config: UltraFeedbackKTOConfig) -> None:
-        """Write each example to its window: a hash of its prompt and the seed, or with
-        ``order="upstream"`` a run of consecutive upstream rows."""
-        count = self.windows[split]
+    def file(self, examples: pa.Table, test: pa.Array, config: UltraFeedbackKTOConfig) -> None:
+        """Write each example (in ``test`` or not) to its split's window: a hash of its prompt
+        and the seed, or with ``order="upstream"`` a run of consecutive upstream rows."""
+        windows = {split: self.windows.get(split, 1) for split in ("train", "test")}
         if config.order == "upstream":
-            window = pc.min_element_wise(pc.divide(examples.column("_row"), _WINDOW_EXAMPLES // UPSTREAMS[config.upstream]
-                                                   .examples_per_row), count - 1)  # fmt: skip
+            rows = _WINDOW_EXAMPLES // UPSTREAMS[config.upstream].examples_per_row
+            window = {split: pc.min_element_wise(pc.divide(examples.column("_row"), rows), count - 1)
+                      for split, count in windows.items()}  # fmt: skip
         else:
-            window = _windows(examples.column("_prompt_key"), config.seed, count)
-        by_window = pc.sort_indices(window)
-        examples, window = examples.take(by_window), window.take(by_window)
+            window = {split: _windows(examples.column("_prompt_key"), config.seed, count) for split, count in windows.items()}
+        # One number per (split, window), to file every example of the batch with one take.
+        filed = pc.if_else(test, pc.add(window["test"], windows["train"]), window["train"])
+        order = pc.sort_indices(filed)
+        examples, filed = examples.take(order), filed.take(order)
         offset = 0
-        for group in pc.value_counts(window).to_pylist():
+        for group in pc.value_counts(filed).to_pylist():
             part = examples.slice(offset, group["counts"])
             offset += group["counts"]
-            path = self.path(split, group["values"])
+            split, number = ("test", group["values"] - windows["train"]) if group["values"] >= windows["train"] else (
+                "train", group["values"])  # fmt: skip
+            path = self.path(split, number)
             if path not in self.files:
                 sink = pa.OSFile(path, "wb")
-                self.files[path] = (sink, pa.ipc.new_file(sink, features("conversational", config.upstream).arrow_schema))
-            self.files[path][1].write_table(part.select(features("conversational", config.upstream).arrow_schema.names))
-            self._keys.setdefault((split, group["values"]), []).append(pa.table(
+                self.files[path] = (sink, pa.ipc.new_file(sink, _conversational_schema(config.upstream)))
+            self.files[path][1].write_table(part.select(_conversational_schema(config.upstream).names))
+            self._keys.setdefault((split, number), []).append(pa.table(
                 [part.column("_prompt_key"), part.column("_completion_key"), part.column("label"),
                  part.column("_row"), part.column("_rank")], schema=_KEYS))  # fmt: skip
 

@@ -3,7 +3,7 @@
 ``python bench/contenders.py NAME UPSTREAM.parquet WORK_DIR`` does the contender's job once
 and prints one JSON line (rows made, and what else the harness reports). Wall time, CPU time
 and peak memory are measured by the parent from outside (``os.wait4``), so nothing here
-times itself but the streaming latencies, which only the process can see.
+times itself but streaming, whose rate only the process can see.
 """
 
 from __future__ import annotations
@@ -19,49 +19,31 @@ PROJECT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT))
 
 
-def builder(upstream: str, work: Path) -> dict:
+def builder(path: str, work: Path, **options) -> dict:
     """1: the builder, default config and options, into a fresh cache, then as_dataset."""
     from ultrafeedback_kto import UltraFeedbackKTO
 
-    built = UltraFeedbackKTO(config_name="default", data_files=upstream, cache_dir=str(work / "cache"))
+    built = UltraFeedbackKTO(config_name="default", data_files=path, cache_dir=str(work / "cache"), **options)
     built.download_and_prepare()
     dataset = built.as_dataset()
     return {"rows": sum(split.num_rows for split in dataset.values())}
 
 
-def streaming(upstream: str, work: Path, order: str = "shuffled") -> dict:
+def streaming(upstream: str, work: Path) -> dict:
     """2: the builder streaming, one full pass over every split."""
     from ultrafeedback_kto import UltraFeedbackKTO
 
     started = time.perf_counter()
-    built = UltraFeedbackKTO(config_name="default", data_files=upstream, order=order)
-    rows, first = 0, None
-    for split in built.as_streaming_dataset().values():
-        for _ in split:
-            if first is None:
-                first = time.perf_counter() - started
-            rows += 1
-    seconds = time.perf_counter() - started
-    return {"rows": rows, "examples_per_second": rows / seconds, "first_example_seconds": first}
-
-
-def streaming_upstream_order(upstream: str, work: Path) -> dict:
-    """2, ``order="upstream"``: how soon the first example arrives."""
-    from ultrafeedback_kto import UltraFeedbackKTO
-
-    started = time.perf_counter()
-    stream = UltraFeedbackKTO(config_name="default", data_files=upstream, order="upstream")
-    next(iter(stream.as_streaming_dataset(split="train")))
-    return {"rows": 1, "first_example_seconds": time.perf_counter() - started}
+    built = UltraFeedbackKTO(config_name="default", data_files=upstream)
+    rows = sum(1 for split in built.as_streaming_dataset().values() for _ in split)
+    return {"rows": rows, "examples_per_second": rows / (time.perf_counter() - started)}
 
 
 def publish_build(upstream: str, work: Path) -> dict:
-    """3: ``python -m publish build`` end to end, both configs (a child process, as users run it)."""
+    """3: ``ufkto build`` end to end, both configs (a child process, as users run it)."""
     out = work / "ufkto"
-    subprocess.run(
-        [sys.executable, "-m", "publish", "build", "--source", upstream, "--out", str(out)],
-        cwd=PROJECT, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+    subprocess.run([sys.executable, "-m", "publish", "build", "--source", upstream, "--out", str(out)],
+                   cwd=PROJECT, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
     import pyarrow.parquet as pq
 
     return {"rows": sum(pq.read_metadata(p).num_rows for p in out.rglob("*.parquet"))}
@@ -108,13 +90,44 @@ def pyarrow_floor(upstream: str, work: Path) -> dict:
     return {"rows": rows.num_rows}
 
 
+ASPECTS = ("helpfulness", "honesty", "instruction_following", "truthfulness")
+
+
+def explode(batch: dict) -> dict:
+    """A row per completion, with the mean of its numeric aspect ratings."""
+    out = {name: [] for name in ("prompt", "completion", "label", "model", "average_rating", "annotations", "source")}
+    for instruction, source, completions in zip(batch["instruction"], batch["source"], batch["completions"], strict=True):
+        for completion in completions:
+            ratings = [float(completion["annotations"][a]["Rating"]) for a in ASPECTS
+                       if completion["annotations"][a]["Rating"].isdigit()]  # fmt: skip
+            average = sum(ratings) / len(ratings) if ratings else None
+            for name, value in (("prompt", instruction), ("completion", completion["response"]),
+                                ("label", average is not None and average >= 4.0), ("model", completion["model"]),
+                                ("average_rating", average), ("annotations", completion["annotations"]),
+                                ("source", source)):  # fmt: skip
+                out[name].append(value)
+    return out
+
+
+def openbmb_recipe(upstream: str, work: Path) -> dict:
+    """7: the obvious datasets recipe for openbmb/UltraFeedback: load_dataset("parquet"), a
+    batched map that explodes completions into rows and computes the average, select_columns."""
+    import datasets
+
+    dataset = datasets.load_dataset("parquet", data_files=upstream, cache_dir=str(work / "cache"))["train"]
+    dataset = dataset.map(explode, batched=True, remove_columns=dataset.column_names)
+    dataset = dataset.select_columns(["prompt", "completion", "label", "model", "average_rating", "annotations", "source"])
+    return {"rows": dataset.num_rows}
+
+
 CONTENDERS = {
     "builder": builder,
     "streaming": streaming,
-    "streaming-upstream-order": streaming_upstream_order,
     "publish-build": publish_build,
     "trl-way": trl_way,
     "pyarrow-floor": pyarrow_floor,
+    "openbmb-builder": lambda path, work: builder(path, work, upstream="openbmb"),
+    "openbmb-recipe": openbmb_recipe,
 }
 
 
@@ -122,8 +135,7 @@ def main() -> None:
     name, upstream, work = sys.argv[1], sys.argv[2], Path(sys.argv[3])
     os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    result = CONTENDERS[name](upstream, work)
-    print(json.dumps(result))
+    print(json.dumps(CONTENDERS[name](upstream, work)))
 
 
 if __name__ == "__main__":
