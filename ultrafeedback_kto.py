@@ -250,20 +250,13 @@ def _first_failures(checks: list[tuple[Any, Reason]], rows: int) -> tuple[pa.Arr
     return pc.is_null(failed), left_out
 
 
-def render_prompt(turns: Sequence[dict]) -> str:
-    """The ``default`` config's prompt for the turns before the final assistant message.
+def _render(turns: pa.ListArray) -> pa.Array:
+    """The ``default`` config's prompt for each row's turns before the final assistant message.
 
     A single user turn is its own text, exactly as TRL's ``unpair_preference_dataset``
     keeps it. Several turns (multi-turn pairs) are joined as a transcript, one
     ``"{role}: {content}"`` block per turn, blocks separated by a blank line.
     """
-    if len(turns) == 1:
-        return turns[0]["content"]
-    return "\n\n".join(f"{turn['role']}: {turn['content']}" for turn in turns)
-
-
-def _render(turns: pa.ListArray) -> pa.Array:
-    """`render_prompt` of each row, in Arrow."""
     if pc.all(pc.equal(pc.list_value_length(turns), 1)).as_py():  # single turns, the common case
         return pc.struct_field(turns.flatten(), "content")
     messages = turns.values
@@ -275,7 +268,7 @@ def _render(turns: pa.ListArray) -> pa.Array:
 
 def standard_from_conversational(table: pa.Table) -> pa.Table:
     """The ``default`` config's rows from the ``conversational`` config's, in the same order:
-    ``prompt`` rendered by `render_prompt`, ``completion`` the one message's text."""
+    ``prompt`` rendered by `_render`, ``completion`` the one message's text."""
     prompt = _render(table.column("prompt").combine_chunks())
     completion = pc.struct_field(table.column("completion").combine_chunks().flatten(), "content")
     return table.set_column(0, "prompt", prompt).set_column(1, "completion", completion)
@@ -296,13 +289,9 @@ def _one_message_lists(content, role: str) -> pa.Array:
     return pa.ListArray.from_arrays(pa.array(range(len(content) + 1), pa.int32()), messages)
 
 
-def prompt_id(prompt_text: str) -> str:
-    """Hex sha256 of the ``default`` config's prompt text; equal prompts share an id."""
-    return hashlib.sha256(prompt_text.encode("utf-8")).hexdigest()
-
-
 def _digests(strings) -> tuple[pa.Array, pa.Array]:
-    """The hex sha256 of each text, and its `_keys`."""
+    """The hex sha256 of each text (``prompt_id``: of the ``default`` config's prompt, so equal
+    prompts share an id), and its `_keys`."""
     digests = [hashlib.sha256(text).digest() for text in _utf8(strings)]
     keys = [int.from_bytes(digest[:8], "little", signed=True) for digest in digests]
     return pa.array([digest.hex() for digest in digests], pa.string()), pa.array(keys, pa.int64())
@@ -392,7 +381,7 @@ def convert_pairs(pairs: pa.Table, config: UltraFeedbackKTOConfig) -> Converted:
         examples.append(_examples(
             config.upstream, prompt=turns, completion=side.last_content, label=label, prompt_id=prompt_ids, source=kept.column("source"),
             model=kept.column(f"{name}-model"), average_rating=rating, _row=rows,
-            _rank=pa.array([rank] * len(kept), pa.int8()), _prompt_key=prompt_keys, _completion_key=_keys(side.last_content),
+            _rank=pa.array([rank] * len(kept), pa.int32()), _prompt_key=prompt_keys, _completion_key=_keys(side.last_content),
         ))  # fmt: skip
     return Converted(pa.concat_tables(examples), left_out)
 
@@ -436,7 +425,8 @@ def convert_completions(rows: pa.Table, config: UltraFeedbackKTOConfig) -> Conve
     completions, row = lists.values, pc.list_parent_indices(lists)
     rank = pc.subtract(pa.array(range(len(completions)), pa.int64()), lists.offsets.slice(0, len(lists)).take(row))
     ratings = [pc.struct_field(completions, ["annotations", aspect, "Rating"]) for aspect in _ASPECTS]
-    numbers = [pc.cast(pc.if_else(pc.utf8_is_digit(r), r, None), pa.float64()) for r in ratings]  # "N/A" is none
+    # "1" to "5"; anything else ("N/A") is no rating.
+    numbers = [pc.cast(pc.if_else(pc.match_substring_regex(r, "^[1-5]$"), r, None), pa.float64()) for r in ratings]
     counted = functools.reduce(pc.add, [pc.cast(pc.is_valid(number), pa.float64()) for number in numbers])
     rating = pc.if_else(pc.greater(counted, 0), pc.divide(functools.reduce(pc.add, [pc.fill_null(n, 0.0) for n in numbers]),
                                                            counted), None)  # fmt: skip
@@ -465,7 +455,7 @@ def convert_completions(rows: pa.Table, config: UltraFeedbackKTOConfig) -> Conve
         config.upstream, prompt=_one_message_lists(instruction.take(row), "user"), completion=response,
         label=label.take(chosen), prompt_id=prompt_ids.take(row), source=rows.column("source").take(row),
         model=pc.struct_field(kept, "model"), average_rating=rating.take(chosen),
-        annotations=pc.struct_field(kept, "annotations"), _row=row, _rank=pc.cast(rank.take(chosen), pa.int8()),
+        annotations=pc.struct_field(kept, "annotations"), _row=row, _rank=pc.cast(rank.take(chosen), pa.int32()),
         _prompt_key=prompt_keys.take(row), _completion_key=_keys(response),
     )  # fmt: skip
     return Converted(examples, sorted(left_out, key=lambda item: item[0]))
@@ -639,7 +629,8 @@ def _separate_prompts(order: list[int], prompt_keys: Sequence, labels: Sequence[
         for offset in range(count):
             other = (first + offset) % count
             there = order[other]
-            if labels[there] == labels[here] and fits(there, position, other) and fits(here, other, position):
+            if (labels[there] == labels[here] and prompt_keys[there] != prompt_keys[here]
+                    and fits(there, position, other) and fits(here, other, position)):  # fmt: skip
                 order[position], order[other] = there, here
                 break
 
@@ -693,40 +684,29 @@ def _last_run(labels: list[bool], before: tuple[bool | None, int]) -> tuple[bool
     return labels[-1], length + (before[1] if length == len(labels) and before[0] == labels[-1] else 0)
 
 
-def _keep(windows: list[pa.Table], report: SplitReport, place: Callable[[int], str], excluded: set) -> list[list[int]]:
-    """Of each window of a split, the rows it keeps: the first in upstream order of each
-    (prompt, completion, label), none of a (prompt, completion) found with both labels, and
-    none of a prompt key in ``excluded`` (the test split's, where the upstream has its own).
-    The others are counted in ``report``; ``place`` names an upstream row."""
-    keys = pa.concat_tables(window.append_column("window", pa.array([number] * len(window), pa.int32()))
-                            .append_column("index", pa.array(range(len(window)), pa.int64()))
-                            for number, window in enumerate(windows))  # fmt: skip
-    groups = (keys.append_column("at", pa.array(range(len(keys)), pa.int64()))
-              .group_by(["prompt_key", "completion_key"], use_threads=False)
-              .aggregate([("at", "list"), ("label", "min"), ("label", "max")]))  # fmt: skip
-    repeated = groups.filter(pc.greater(pc.list_value_length(groups.column("at_list")), 1)).to_pylist()
-    dropped: set[int] = set()
-    if repeated:
-        upstream_order = list(zip(keys.column("row").to_pylist(), keys.column("rank").to_pylist(), strict=True))
-        for group in repeated:
-            first, *others = sorted(group["at_list"], key=upstream_order.__getitem__)
-            if group["label_min"] != group["label_max"]:
-                dropped.update([first, *others])
-                report.add(CONTRADICTORY, place(upstream_order[first][0]), 1 + len(others))
-            else:
-                dropped.update(others)
-                report.add(DUPLICATE, place(upstream_order[others[0]][0]), len(others))
-    if excluded:
-        in_test = pc.indices_nonzero(pc.is_in(keys.column("prompt_key"), pa.array(list(excluded), pa.int64())))
-        for at in in_test.to_pylist():
-            if at not in dropped:
-                dropped.add(at)
-                report.add(IN_UPSTREAM_TEST, place(keys.column("row")[at].as_py()))
-    kept: list[list[int]] = [[] for _ in windows]
-    for at, (window, index) in enumerate(zip(keys.column("window").to_pylist(), keys.column("index").to_pylist(), strict=True)):
-        if at not in dropped:
-            kept[window].append(index)
-    return kept
+def _keep(keys: pa.Table, report: SplitReport, place: Callable[[int], str], excluded: pa.Array | None) -> pa.Array:
+    """Which examples of a split (rows of its `_KEYS`) it keeps: the first in upstream order of
+    each (prompt, completion, label), none of a (prompt, completion) found with both labels,
+    and none of a prompt key in ``excluded`` (the test split's, where the upstream has its
+    own). The others are counted in ``report``; ``place`` names an upstream row."""
+    by_text = pc.sort_indices(keys, [(name, "ascending") for name in ("prompt_key", "completion_key", "row", "rank")])
+    prompt, completion = keys.column("prompt_key").take(by_text), keys.column("completion_key").take(by_text)
+    first = pa.concat_arrays([pa.array([True] * min(len(keys), 1), pa.bool_()), pc.or_(
+        pc.not_equal(prompt[1:], prompt[:-1]), pc.not_equal(completion[1:], completion[:-1])).combine_chunks()])  # fmt: skip
+    group = pc.subtract(pc.cumulative_sum(pc.cast(first, pa.int64())), 1)
+    labels = (pa.table({"group": group, "label": keys.column("label").take(by_text)}).group_by("group")
+              .aggregate([("label", "min"), ("label", "max")]).sort_by("group"))  # fmt: skip
+    contradictory = pc.not_equal(labels.column("label_min"), labels.column("label_max")).take(group)
+    duplicate = pc.and_not(pc.invert(first), contradictory)
+    in_test = pc.and_not(pc.and_not(pc.is_in(prompt, excluded if excluded is not None else pa.array([], pa.int64())),
+                                    contradictory), duplicate)  # fmt: skip
+    rows = keys.column("row").take(by_text)
+    for reason, which in ((CONTRADICTORY, contradictory), (DUPLICATE, duplicate), (IN_UPSTREAM_TEST, in_test)):
+        count = pc.sum(pc.cast(which, pa.int64())).as_py() or 0
+        for number, row in enumerate(sorted(rows.filter(which).to_pylist())[: SplitReport.FIRST_PLACES] if count else []):
+            report.add(reason, place(row), count if number == 0 else 0)
+    dropped = pc.or_(pc.or_(contradictory, duplicate), in_test)
+    return pc.invert(dropped).take(pc.sort_indices(by_text))  # back in the keys' order
 
 
 # ---------------------------------------------------------------------------------------
@@ -1130,9 +1110,8 @@ class UltraFeedbackKTO(datasets.ArrowBasedBuilder):
         for split, count in windows.items():
             keys = spill.keys(split)
             # A prompt is in one split only: with the upstream's own splits, test wins.
-            in_test = set(pc.unique(pa.concat_tables(spill.keys("test")).column("prompt_key")).to_pylist()) if (
-                split == "train" and upstream.splits and "test" in windows) else set()  # fmt: skip
-            orders = self._orders(split, keys, _keep(keys, reports[split], place, in_test))
+            in_test = pc.unique(spill.keys("test").column("prompt_key")) if split == "train" and upstream.splits else None
+            orders = self._orders(split, keys, _keep(keys, reports[split], place, in_test), count)
             reports[split].log(config.on_bad_rows)
             written = [window for window in range(count) if len(orders[window])]
             if written:
@@ -1209,25 +1188,24 @@ class UltraFeedbackKTO(datasets.ArrowBasedBuilder):
         examples = converted.examples
         return examples.set_column(examples.schema.get_field_index("_row"), "_row", rows.take(examples.column("_row")))
 
-    def _orders(self, split: str, keys: list[pa.Table], kept: list[list[int]]) -> list[pa.Array]:
-        """The order of each window: its kept rows (`_keep`) in the order they are written."""
-        total = sum(map(len, kept))
+    def _orders(self, split: str, keys: pa.Table, kept: pa.Array, windows: int) -> list[pa.Array]:
+        """The order of each window: the rows of its file that the split keeps (``kept``, per
+        row of ``keys``), in the order they are written."""
+        keys = keys.filter(kept)
+        starts = {group["values"]: group["counts"] for group in pc.value_counts(keys.column("window")).to_pylist()}
         rng = random.Random(f"{self.config.seed}/{split}")
         orders, start, run = [], 0, (None, 0)
-        for window, rows in zip(keys, kept, strict=True):
+        for window in range(windows):
+            rows = keys.slice(start, starts.get(window, 0))
             if self.config.order == "upstream":
-                rows = pa.array(rows, pa.int64())
-                upstream = window.take(rows).append_column("index", rows)
-                orders.append(upstream.sort_by([("row", "ascending"), ("rank", "ascending")]).column("index").combine_chunks())
-                continue
-            prompt_keys, labels = window.column("prompt_key").to_pylist(), window.column("label").to_pylist()
-            arranged = arrange([prompt_keys[row] for row in rows], [labels[row] for row in rows], rng,
-                               start=start, rows=total, run=run)  # fmt: skip
-            order = [rows[index] for index in arranged]
-            if order:
-                run = _last_run([labels[row] for row in order], run)
-            start += len(order)
-            orders.append(pa.array(order, pa.int64()))
+                orders.append(rows.sort_by([("row", "ascending"), ("rank", "ascending")]).column("index").combine_chunks())
+            else:
+                labels = rows.column("label").to_pylist()
+                arranged = arrange(rows.column("prompt_key").to_pylist(), labels, rng, start=start, rows=len(keys), run=run)
+                if arranged:
+                    run = _last_run([labels[row] for row in arranged], run)
+                orders.append(rows.column("index").take(pa.array(arranged, pa.int64())).combine_chunks())
+            start += len(rows)
         return orders
 
     def _generate_tables(self, windows: list[str], orders: list[pa.Array], spill=None) -> Iterator[tuple[Any, pa.Table]]:
@@ -1252,9 +1230,10 @@ class UltraFeedbackKTO(datasets.ArrowBasedBuilder):
                 yield f"{key}/{index}", row
 
 
-#: What the order of a window is decided from, per example in the order it was filed.
+#: What a split's rows and order are decided from, per example: its prompt and completion
+#: keys, label, place upstream (row, rank), and where it waits (window, row in the window's file).
 _KEYS = pa.schema([("prompt_key", pa.int64()), ("completion_key", pa.int64()), ("label", pa.bool_()),
-                   ("row", pa.int64()), ("rank", pa.int8())])  # fmt: skip
+                   ("row", pa.int64()), ("rank", pa.int32()), ("window", pa.int64()), ("index", pa.int64())])  # fmt: skip
 
 
 def _windows(prompt_keys: pa.Array, seed: int, count: int) -> pa.Array:
@@ -1278,8 +1257,8 @@ class _Spill:
     def __init__(self, parent: str | None, windows: dict[str, int]):
         self.folder = tempfile.TemporaryDirectory(prefix="ufkto-shuffle-", dir=parent)
         self.windows = windows  # per split, how many
-        self.files: dict[str, tuple[pa.NativeFile, pa.ipc.RecordBatchFileWriter]] = {}
-        self._keys: dict[tuple[str, int], list[pa.Table]] = {}
+        self.files: dict[str, tuple[pa.NativeFile, pa.ipc.RecordBatchFileWriter, list[int]]] = {}  # and rows written
+        self._keys: dict[str, list[pa.Table]] = {}
 
     def __reduce__(self):
         # Worker processes (num_proc) get the folder's name only: they never remove it.
@@ -1291,6 +1270,8 @@ class _Spill:
     def file(self, examples: pa.Table, test: pa.Array, config: UltraFeedbackKTOConfig) -> None:
         """Write each example (in ``test`` or not) to its split's window: a hash of its prompt
         and the seed, or with ``order="upstream"`` a run of consecutive upstream rows."""
+        if not len(examples):
+            return
         windows = {split: self.windows.get(split, 1) for split in ("train", "test")}
         if config.order == "upstream":
             rows = _WINDOW_EXAMPLES // UPSTREAMS[config.upstream].examples_per_row
@@ -1300,30 +1281,37 @@ class _Spill:
             window = {split: _windows(examples.column("_prompt_key"), config.seed, count) for split, count in windows.items()}
         # One number per (split, window), to file every example of the batch with one take.
         filed = pc.if_else(test, pc.add(window["test"], windows["train"]), window["train"])
-        order = pc.sort_indices(filed)
-        examples, filed = examples.take(order), filed.take(order)
-        offset = 0
+        by_window = pc.sort_indices(filed)
+        examples, filed = examples.take(by_window), filed.take(by_window)
+        data = examples.select(_conversational_schema(config.upstream).names).combine_chunks().to_batches()[0]
+        offset, index = 0, []
         for group in pc.value_counts(filed).to_pylist():
-            part = examples.slice(offset, group["counts"])
-            offset += group["counts"]
-            split, number = ("test", group["values"] - windows["train"]) if group["values"] >= windows["train"] else (
-                "train", group["values"])  # fmt: skip
-            path = self.path(split, number)
+            number, count = group["values"], group["counts"]
+            split, window_number = ("test", number - windows["train"]) if number >= windows["train"] else ("train", number)
+            path = self.path(split, window_number)
             if path not in self.files:
                 sink = pa.OSFile(path, "wb")
-                self.files[path] = (sink, pa.ipc.new_file(sink, _conversational_schema(config.upstream)))
-            self.files[path][1].write_table(part.select(_conversational_schema(config.upstream).names))
-            self._keys.setdefault((split, number), []).append(pa.table(
-                [part.column("_prompt_key"), part.column("_completion_key"), part.column("label"),
-                 part.column("_row"), part.column("_rank")], schema=_KEYS))  # fmt: skip
+                self.files[path] = (sink, pa.ipc.new_file(sink, data.schema), [0])
+            sink, writer, written = self.files[path]
+            writer.write_batch(data.slice(offset, count))
+            index += range(written[0], written[0] + count)  # each example's row in its window's file
+            written[0] += count
+            offset += count
+        keys = pa.table([examples.column("_prompt_key"), examples.column("_completion_key"), examples.column("label"),
+                         examples.column("_row"), examples.column("_rank"),
+                         pc.subtract(filed, pc.multiply(pc.cast(pc.greater_equal(filed, windows["train"]), pa.int64()),
+                                                        windows["train"])), pa.array(index, pa.int64())],
+                        schema=_KEYS)  # fmt: skip
+        for split, mine in (("train", pc.less(filed, windows["train"])), ("test", pc.greater_equal(filed, windows["train"]))):
+            self._keys.setdefault(split, []).append(keys.filter(mine))
 
-    def keys(self, split: str) -> list[pa.Table]:
-        """Per window of ``split``, the keys of its examples in the order they were filed."""
-        return [pa.concat_tables(self._keys.get((split, window), [_KEYS.empty_table()]))
-                for window in range(self.windows[split])]  # fmt: skip
+    def keys(self, split: str) -> pa.Table:
+        """The `_KEYS` of the examples of ``split``, window by window, each in its file's order."""
+        keys = pa.concat_tables(self._keys.get(split, []) or [_KEYS.empty_table()])
+        return keys.take(pc.sort_indices(keys, [("window", "ascending"), ("index", "ascending")]))
 
     def close(self) -> None:
-        for sink, writer in self.files.values():
+        for sink, writer, _ in self.files.values():
             writer.close()
             sink.close()
         self.files = {}

@@ -3,6 +3,7 @@ one-call build through the builder with a private cache."""
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -51,6 +52,19 @@ def files_of(folder: Path, hidden: bool = True) -> dict[str, bytes]:
         for path in sorted(folder.rglob("*"))
         if path.is_file() and (hidden or not any(part.startswith(".") for part in path.relative_to(folder).parts))
     }
+
+
+def published(folder: Path, repo_id: str | None = None) -> dict[str, bytes]:
+    """What a push (to ``repo_id``) publishes: every non-hidden file, by POSIX path, the card
+    and LLaMA-Factory's dataset_info.json naming the repo pushed to."""
+    files = files_of(folder, hidden=False)
+    if repo_id:
+        from publish.card import for_repo
+
+        built_for = json.loads((folder / ".ufkto-build.json").read_text())["repo_id"]
+        for name in ("README.md", "dataset_info.json"):
+            files[name] = for_repo(name, files[name].decode(), built_for, repo_id).encode()
+    return files
 
 
 def make_builder(cache_dir: Path, data_files, config_name: str = "default", **options) -> UltraFeedbackKTO:

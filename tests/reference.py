@@ -7,10 +7,25 @@ compare the two on generated pairs broken in every way they know.
 
 from __future__ import annotations
 
+import hashlib
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import ultrafeedback_kto as kto
+
+
+def render_prompt(turns: Sequence[dict]) -> str:
+    """The ``default`` config's prompt: a single user turn is its own text; several are joined
+    as ``"{role}: {content}"`` blocks separated by a blank line."""
+    if len(turns) == 1:
+        return turns[0]["content"]
+    return "\n\n".join(f"{turn['role']}: {turn['content']}" for turn in turns)
+
+
+def prompt_id(prompt_text: str) -> str:
+    """Hex sha256 of the ``default`` config's prompt text."""
+    return hashlib.sha256(prompt_text.encode("utf-8")).hexdigest()
 
 
 class Refused(Exception):
@@ -67,7 +82,7 @@ def pair_to_examples(pair: dict, config: kto.UltraFeedbackKTOConfig) -> list[dic
             "prompt": turns,
             "completion": [side[-1]],
             "label": label,
-            "prompt_id": kto.prompt_id(kto.render_prompt(turns)),
+            "prompt_id": prompt_id(render_prompt(turns)),
             "source": pair.get("source"),
             "model": pair.get(f"{name}-model"),
             "average_rating": rating,

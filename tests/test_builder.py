@@ -13,8 +13,9 @@ import pytest
 import ultrafeedback_kto
 from publish.sample import generate_table, write_upstream
 from tests.conftest import build, make_builder, stream
+from tests.reference import prompt_id, render_prompt
 from tests.trl_reference import trl_examples
-from ultrafeedback_kto import order_problems, prompt_id, render_prompt, split_of
+from ultrafeedback_kto import order_problems, split_of
 
 
 def upstream_prompt_ids(table) -> list[str]:
@@ -204,7 +205,7 @@ def test_duplicates_are_kept_once_and_contradictions_left_out(tmp_path):
     assert {reason.text: count for reason, count in report.left_out.items()} == {
         "contradictory labels": 2, "duplicate example": 2}  # fmt: skip
     assert report.places[ultrafeedback_kto.DUPLICATE] == [f"{path} row 300"]
-    assert report.places[ultrafeedback_kto.CONTRADICTORY] == [f"{path} row 2"]
+    assert report.places[ultrafeedback_kto.CONTRADICTORY] == [f"{path} row 2", f"{path} row 301"]  # both sides
 
 
 def test_unbalanced_absolute_labels_keep_order_properties(tmp_path, upstream_10k):

@@ -11,7 +11,7 @@ import pytest
 
 import ultrafeedback_kto as kto
 from publish.sample import generate_table
-from tests.reference import Refused, pair_to_examples
+from tests.reference import Refused, pair_to_examples, prompt_id, render_prompt
 from ultrafeedback_kto import FEATURES, UPSTREAM_SCHEMA, UltraFeedbackKTOConfig, convert_pairs
 
 
@@ -67,9 +67,9 @@ def test_two_turn_pair_gives_chosen_true_then_rejected_false():
 
 
 def test_prompt_id_is_sha256_hex_of_the_prompt_text():
-    assert kto.prompt_id("héllo 👋") == hashlib.sha256("héllo 👋".encode()).hexdigest()
+    assert prompt_id("héllo 👋") == hashlib.sha256("héllo 👋".encode()).hexdigest()
     (example, _) = convert(make_pair(prompt="héllo 👋"))
-    assert example["prompt_id"] == kto.prompt_id("héllo 👋")
+    assert example["prompt_id"] == prompt_id("héllo 👋")
 
 
 def test_conversational_format_keeps_messages():
@@ -93,8 +93,8 @@ def test_multi_turn_pair_keeps_every_turn_before_the_last():
     assert examples[0]["prompt"] == [user("Name a prime."), *earlier]
     text = standard(examples)[0]
     assert text["prompt"] == "user: Name a prime.\n\nassistant: 2 is prime.\n\nuser: Another one?"
-    assert text["prompt"] == kto.render_prompt([user("Name a prime."), *earlier])
-    assert text["prompt_id"] == kto.prompt_id(text["prompt"]) and text["completion"] == "7"
+    assert text["prompt"] == render_prompt([user("Name a prime."), *earlier])
+    assert text["prompt_id"] == prompt_id(text["prompt"]) and text["completion"] == "7"
 
 
 @pytest.mark.parametrize(

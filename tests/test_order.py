@@ -109,3 +109,12 @@ def test_balanced_labels_never_run_past_three():
     prompt_ids, labels = rows_with_repeats(5_000, 0.05, 0.5, random.Random(4))
     order = arrange(prompt_ids, labels, random.Random(5))
     assert longest_run([labels[i] for i in order]) <= 3
+
+
+def test_small_splits_with_many_rows_per_prompt_are_separated_too():
+    # 40 rows of 12 prompts, one label: every clash must be undone by a swap that moves it.
+    for seed in range(100):
+        rng = random.Random(seed)
+        prompt_ids = [f"p{rng.randrange(12)}" for _ in range(40)]
+        order = arrange(prompt_ids, [True] * 40, random.Random(seed))
+        assert order_problems([prompt_ids[i] for i in order], [True] * 40) == [], seed

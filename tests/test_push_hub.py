@@ -20,8 +20,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from publish.card import for_repo
-from tests.conftest import PROJECT, files_of
+from tests.conftest import PROJECT, files_of, published
 from tests.hub_server import FAKE_TOKEN, LocalHub
 
 MARK = "@@RESULT@@"
@@ -96,17 +95,6 @@ def builds(hub, tmp_path_factory) -> dict[str, Path]:
     assert len(list((folders["sharded"] / "data").glob("train-*.parquet"))) >= 2
     assert len(list((folders["one"] / "data").glob("train-*.parquet"))) == 1
     return folders
-
-
-def published(folder: Path, repo_id: str | None = None) -> dict[str, bytes]:
-    """What a push (to ``repo_id``) publishes: every non-hidden file, by POSIX path, the card
-    and LLaMA-Factory's dataset_info.json naming the repo pushed to."""
-    files = files_of(folder, hidden=False)
-    if repo_id:
-        built_for = json.loads((folder / ".ufkto-build.json").read_text())["repo_id"]
-        for name in ("README.md", "dataset_info.json"):
-            files[name] = for_repo(name, files[name].decode(), built_for, repo_id).encode()
-    return files
 
 
 def snapshot(folder: Path) -> dict[str, bytes]:

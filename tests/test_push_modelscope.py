@@ -9,7 +9,6 @@ never listed here.
 
 from __future__ import annotations
 
-import json
 import socket
 import subprocess
 import sys
@@ -22,8 +21,7 @@ pytest.importorskip(
 )
 
 from publish.__main__ import main  # noqa: E402
-from publish.card import for_repo  # noqa: E402
-from tests.conftest import PROJECT, files_of  # noqa: E402
+from tests.conftest import PROJECT, files_of, published  # noqa: E402
 from tests.modelscope_server import FAKE_TOKEN, OPERATIONS, LocalModelScope  # noqa: E402
 
 BUILD_OPTIONS = ["--sample", "--max-pairs", "200"]
@@ -78,17 +76,6 @@ def builds(server, tmp_path_factory) -> dict[str, Path]:
         assert done.returncode == 0, done.stderr[-3000:]
     assert len(list((base / "sharded" / "data").glob("train-*.parquet"))) >= 2
     return {name: base / name for name in options}
-
-
-def published(folder: Path, repo_id: str | None = None) -> dict[str, bytes]:
-    """What a push (to ``repo_id``) publishes: every non-hidden file, by POSIX path, the card
-    and LLaMA-Factory's dataset_info.json naming the repo pushed to."""
-    files = files_of(folder, hidden=False)
-    if repo_id:
-        built_for = json.loads((folder / ".ufkto-build.json").read_text())["repo_id"]
-        for name in ("README.md", "dataset_info.json"):
-            files[name] = for_repo(name, files[name].decode(), built_for, repo_id).encode()
-    return files
 
 
 def remote(server: LocalModelScope, repo_id: str) -> dict[str, bytes]:

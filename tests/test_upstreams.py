@@ -12,7 +12,8 @@ import pytest
 
 from publish.sample_family import generate_h4_tables, generate_openbmb_table, write_h4, write_openbmb
 from tests.conftest import build, make_builder, stream
-from ultrafeedback_kto import UltraFeedbackKTOConfig, UpstreamError, order_problems, prompt_id
+from tests.reference import prompt_id
+from ultrafeedback_kto import UltraFeedbackKTOConfig, UpstreamError, order_problems
 
 S = datasets.Value("string")
 #: The annotations struct as openbmb/UltraFeedback and the seed dataset declare it (shared/data/README.md).
