@@ -24,6 +24,7 @@ decides each split's rows and order from prompts and labels alone, then writes t
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import functools
 import hashlib
@@ -33,6 +34,7 @@ import os
 import random
 import tempfile
 import typing
+import urllib.parse
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Literal
@@ -719,6 +721,16 @@ NOT_AN_OBJECT = Reason("not a JSON object")
 WRONG_TYPE = Reason("a value of the wrong type")
 
 
+def shown_name(name: str) -> str:
+    """How a file is named in messages: a URL without credentials, query or fragment (a
+    signed URL's signature, a token); a local path as given."""
+    if "://" not in name:
+        return name
+    parts = urllib.parse.urlsplit(name)
+    host = (parts.hostname or "") + (f":{parts.port}" if parts.port else "")
+    return urllib.parse.urlunsplit((parts.scheme, host, parts.path, "", ""))
+
+
 def _file_format(name: str) -> str:
     lowered = name.lower().split("?")[0]
     if lowered.endswith(".parquet"):
@@ -1089,7 +1101,7 @@ class UltraFeedbackKTO(datasets.ArrowBasedBuilder):
             files = {split: list(datasets.data_files.DataFilesList.from_patterns(
                 [f"hf://datasets/{upstream.repo}@{config.upstream_revision}/{pattern}"],
                 download_config=dl_manager.download_config)) for split, pattern in upstream.files.items()}  # fmt: skip
-        sources = [(split, name, path) for split, names in files.items()
+        sources = [(split, shown_name(name), path) for split, names in files.items()
                    for name, path in zip(names, dl_manager.download(names), strict=True)]  # fmt: skip
         # Every file is checked before any row is read; windows are sized by the rows expected.
         expected = Counter()
@@ -1137,6 +1149,8 @@ class UltraFeedbackKTO(datasets.ArrowBasedBuilder):
         row, read = 0, Counter()  # upstream rows read in all, and of each upstream split
         try:
             for upstream_split, name, path in sources:
+                if read[upstream_split] >= (config.max_pairs or math.inf):
+                    continue
                 files.append((row, name))
                 for batch, unread in read_batches(name, path, upstream.schema, upstream.row):
                     left = (config.max_pairs or math.inf) - read[upstream_split]
@@ -1158,7 +1172,7 @@ class UltraFeedbackKTO(datasets.ArrowBasedBuilder):
             spill.close()
 
         def place(upstream_row: int) -> str:
-            first, name = max(start for start in files if start[0] <= upstream_row)
+            first, name = files[bisect.bisect_right([start for start, _ in files], upstream_row) - 1]
             return f"{name} row {upstream_row - first}"
 
         return reports, place
@@ -1323,6 +1337,10 @@ class _TypedExamplesIterable(datasets.iterable_dataset.ExamplesIterable):
     @property
     def is_typed(self) -> bool:
         return True
+
+    def shard_data_sources(self, *args, **kwargs):  # a shard of a stream (workers, nodes) stays typed
+        shard = super().shard_data_sources(*args, **kwargs)
+        return _TypedExamplesIterable(shard.generate_examples_fn, shard.kwargs)
 
 
 def _key(shard: int, batch: int):

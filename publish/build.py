@@ -22,7 +22,6 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.parse
 from pathlib import Path
 
 import datasets
@@ -40,6 +39,7 @@ from ultrafeedback_kto import (
     UltraFeedbackKTOConfig,
     UpstreamError,
     features,
+    shown_name,
     standard_from_conversational,
 )
 
@@ -104,14 +104,23 @@ class BuildArguments:
         )
 
 
+#: Every upstream's own split names: ``--source NAME=PATH`` says which one a file holds.
+SPLIT_NAMES = frozenset(name for upstream in UPSTREAMS.values() for name in upstream.splits)
+
+
+def split_source(source: str) -> tuple[str | None, str]:
+    """``(split, path)`` of a ``--source``: ``NAME=PATH`` names one of `SPLIT_NAMES`; any other
+    ``=`` belongs to the path (``lang=en/...``, ``?X-Amz-Signature=...``)."""
+    name, equals, path = source.partition("=")
+    return (name, path) if equals and name in SPLIT_NAMES else (None, source)
+
+
 def public_name(source: str) -> str:
-    """How the card names a source: a URL without credentials, query or fragment (a signed
-    URL's signature, a token), a local file by its name alone (not the machine's folders)."""
-    if "://" in source:
-        parts = urllib.parse.urlsplit(source)
-        host = (parts.hostname or "") + (f":{parts.port}" if parts.port else "")
-        return urllib.parse.urlunsplit((parts.scheme, host, parts.path, "", ""))
-    return Path(source).name
+    """How the card names a source: a URL as the builder shows it (without credentials, query
+    or fragment), a local file by its name alone (not the machine's folders); ``SPLIT=`` kept."""
+    split, path = split_source(source)
+    name = shown_name(path) if "://" in path else Path(path).name
+    return f"{split}={name}" if split else name
 
 
 def _without_out(command: str) -> str:
@@ -194,7 +203,7 @@ def _check_options(args: BuildArguments) -> None:
     except (TypeError, ValueError) as error:
         raise PublishError(str(error)) from None
     for source in args.sources or []:
-        path = source.split("=", 1)[-1]
+        _, path = split_source(source)
         if "://" not in path and not any(char in path for char in "*?[") and not Path(path).exists():
             raise PublishError(f"{path}: file not found")
 
@@ -225,11 +234,14 @@ def _data_files(sources: list[str], splits: dict[str, str]) -> dict[str, list[st
     one of the upstream's split names, or (an upstream without splits) ``train``."""
     files: dict[str, list[str]] = {}
     for source in sources:
-        split, _, path = source.rpartition("=") if "=" in source and "://" not in source.split("=")[0] else ("", "", source)
+        split, path = split_source(source)
+        if split and split not in splits:
+            raise PublishError(f"{source}: {split} is not a split of this upstream (it has none of its own)")
         if not split and splits:
             named = [name for name in splits if name in Path(path).name]
             if len(named) != 1:
-                raise PublishError(f"{source}: say which upstream split it holds, e.g. {next(iter(splits))}={path}")
+                raise PublishError(f"{public_name(source)}: say which upstream split it holds, e.g. "
+                                   f"{next(iter(splits))}={public_name(path)}")  # fmt: skip
             split = named[0]
         files.setdefault(split or "train", []).append(path)
     return files
@@ -401,7 +413,11 @@ def _swap_in(partial: Path, out: Path) -> None:
         return
     previous = Path(tempfile.mkdtemp(prefix=f".{out.name}.previous-", dir=out.parent))
     os.rename(out, previous / out.name)
-    os.rename(partial, out)
+    try:
+        os.rename(partial, out)
+    except BaseException:
+        os.rename(previous / out.name, out)  # the previous folder back where it was
+        raise
     shutil.rmtree(previous, ignore_errors=True)
 
 
