@@ -480,6 +480,7 @@ class Upstream:
     row: str  # what one of its rows is, in words: "pair", "prompt"
     label_rules: tuple[str, ...]  # the first is its default
     desirable_threshold: float  # the default, on its rating scale
+    ratings: tuple[float, float]  # its rating scale, lowest and highest
     examples_per_row: int  # about: what the shuffle's windows are sized by
     split_by: str | None = None  # the column whose text decides a row's split (`split_of`), or
     splits: dict[str, str] = dataclasses.field(default_factory=dict)  # its own splits, as ours
@@ -497,7 +498,7 @@ UPSTREAMS = {
              ("rejected-model", pa.string())]  # fmt: skip
         ),
         convert=convert_pairs, row="pair", label_rules=("pairwise", "absolute"), desirable_threshold=4.0,
-        examples_per_row=2, split_by="prompt",
+        ratings=(1.0, 5.0), examples_per_row=2, split_by="prompt",
     ),  # fmt: skip
     "openbmb": Upstream(
         repo="openbmb/UltraFeedback",
@@ -505,7 +506,7 @@ UPSTREAMS = {
         schema=pa.schema([("source", pa.string()), ("instruction", pa.string()), ("completions", pa.list_(pa.struct(
             [("annotations", _ANNOTATIONS_TYPE), ("model", pa.string()), ("response", pa.string())])))]),  # fmt: skip
         convert=convert_completions, row="prompt", label_rules=("absolute", "best-vs-rest"), desirable_threshold=4.0,
-        examples_per_row=4, split_by="instruction", exclude_sources=("truthful_qa",),
+        ratings=(1.0, 5.0), examples_per_row=4, split_by="instruction", exclude_sources=("truthful_qa",),
     ),  # fmt: skip
     "h4-binarized": Upstream(
         repo="HuggingFaceH4/ultrafeedback_binarized",
@@ -513,7 +514,7 @@ UPSTREAMS = {
         schema=pa.schema([("prompt", pa.string()), *_H4_MESSAGES, ("score_chosen", pa.float64()),
                           ("score_rejected", pa.float64())]),  # fmt: skip
         convert=convert_h4_pairs, row="pair", label_rules=("pairwise", "absolute"), desirable_threshold=8.0,
-        examples_per_row=2, splits={"train_prefs": "train", "test_prefs": "test"},
+        ratings=(1.0, 10.0), examples_per_row=2, splits={"train_prefs": "train", "test_prefs": "test"},
     ),  # fmt: skip
 }
 UPSTREAM_REPO, UPSTREAM_SCHEMA = UPSTREAMS["argilla-cleaned"].repo, UPSTREAMS["argilla-cleaned"].schema

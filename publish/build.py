@@ -283,7 +283,9 @@ def _write_configs(configs: list[str], data_files, options: dict, partial: Path,
             raise _builder_failure(error) from None
         files = {split: [f["filename"] for f in split_dataset.cache_files] for split, split_dataset in dataset.items()}
         del dataset
-        stats = [split_stats(split, _stat_columns(files[split]), builder.reports.get(split)) for split in files]
+        scale = UPSTREAMS[builder.config.upstream].ratings
+        stats = [split_stats(split, _stat_columns(files[split]), builder.reports.get(split), scale=scale)
+                 for split in files]  # fmt: skip
         writes = {
             built_config: functools.partial(_write_shards, files, partial / DATA_DIRS[built_config], builder.info)
         }

@@ -102,7 +102,7 @@ def _summary(inputs: CardInputs) -> str:
         labels = ("each pair gives its chosen completion as a desirable example (`label=True`) and its rejected "
                   "completion as an undesirable one (`label=False`)")  # fmt: skip
     elif config.label_rule == "absolute":
-        scale = "1 to 10" if config.upstream == "h4-binarized" else "1 to 5"
+        scale = "{:g} to {:g}".format(*UPSTREAMS[config.upstream].ratings)
         labels = (f"each completion is desirable (`label=True`) when its own rating ({scale}) is at least "
                   f"{config.desirable_threshold}, whatever it was compared with")  # fmt: skip
     else:

@@ -8,6 +8,7 @@ builder's report of what it left out.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from collections.abc import Iterable
 
@@ -16,8 +17,6 @@ import pyarrow.compute as pc
 
 from ultrafeedback_kto import SplitReport
 
-#: Rating bands of the distribution table; ratings are means of four 1-5 scores.
-RATING_BANDS = [(1.0, 2.0), (2.0, 3.0), (3.0, 4.0), (4.0, 5.0), (5.0, 5.0)]
 #: The aspects of openbmb/UltraFeedback's annotations, each rated "1" to "5" or "N/A".
 ASPECTS = ("helpfulness", "honesty", "instruction_following", "truthfulness")
 
@@ -82,19 +81,33 @@ def _largest_first(counts: dict) -> list[LabelCounts]:
     return sorted(counts.values(), key=lambda group: (-group.rows, group.name))
 
 
-def _band(rating: float | None) -> str:
+def rating_bands(scale: tuple[float, float]) -> list[tuple[float, float]]:
+    """The bands of the rating table: one point wide across the upstream's scale, then its top."""
+    low, high = scale
+    return [(start, start + 1) for start in range(int(low), int(high))] + [(high, high)]
+
+
+def _band(rating: float | None, scale: tuple[float, float]) -> str:
     if rating is None or math.isnan(rating):
         return "missing"
-    for low, high in RATING_BANDS:
+    for low, high in rating_bands(scale):
         if low == high == rating:
             return f"{low:.1f}"
         if low <= rating < high:
             return f"{low:.1f} to under {high:.1f}"
-    return f"{rating} (outside 1 to 5)"
+    return f"{rating} (outside {scale[0]:g} to {scale[1]:g})"
 
 
-def split_stats(name: str, tables: pa.Table | Iterable[pa.Table], report: SplitReport | None = None) -> SplitStats:
-    """Statistics of a split given as one table or as pieces (counted one at a time)."""
+def split_stats(
+    name: str,
+    tables: pa.Table | Iterable[pa.Table],
+    report: SplitReport | None = None,
+    *,
+    scale: tuple[float, float] = (1.0, 5.0),
+) -> SplitStats:
+    """Statistics of a split given as one table or as pieces (counted one at a time); ``scale``
+    is the upstream's rating scale (``Upstream.ratings``), which the rating bands cover."""
+    band = functools.partial(_band, scale=scale)
     rows = desirable = 0
     sources: dict = {}
     models: dict = {}
@@ -106,11 +119,11 @@ def split_stats(name: str, tables: pa.Table | Iterable[pa.Table], report: SplitR
         _count(sources, table, table.column("source"), lambda v: "(none)" if v is None else v)
         _count(models, table, table.column("model"), lambda v: "(none)" if v is None else v)
         # Grouped by rating first: a split has few distinct ratings and many rows.
-        _count(ratings, table, table.column("average_rating"), _band, key_of=_band)
+        _count(ratings, table, table.column("average_rating"), band, key_of=band)
         for aspect in ASPECTS if "annotations" in table.column_names else ():
             rating = pc.struct_field(table.column("annotations"), [aspect, "Rating"])
             _count(aspects.setdefault(aspect, {}), table, rating, lambda v: "(none)" if v is None else v)
-    band_order = [_band(low) for low, _ in RATING_BANDS] + ["missing"]
+    band_order = [band(low) for low, _ in rating_bands(scale)] + ["missing"]
     stats = SplitStats(
         name=name,
         rows=rows,
@@ -118,8 +131,8 @@ def split_stats(name: str, tables: pa.Table | Iterable[pa.Table], report: SplitR
         undesirable=rows - desirable,
         by_source=_largest_first(sources),
         by_model=_largest_first(models),
-        by_rating=[ratings.get(band, LabelCounts(band, 0, 0)) for band in band_order]
-        + [group for band, group in ratings.items() if band not in band_order],
+        by_rating=[ratings.get(shown, LabelCounts(shown, 0, 0)) for shown in band_order]
+        + [group for shown, group in ratings.items() if shown not in band_order],
         by_aspect={aspect: sorted(counts.values(), key=lambda group: group.name) for aspect, counts in aspects.items()},
     )
     if report is not None:

@@ -29,3 +29,14 @@ def test_rating_bands_count_each_row_once_by_label():
         "1.0 to under 2.0", "2.0 to under 3.0", "3.0 to under 4.0", "4.0 to under 5.0", "5.0", "missing",
     ]  # fmt: skip
     assert (stats.rows, stats.desirable, stats.undesirable) == (10, 5, 5)
+
+
+def test_rating_bands_cover_the_upstreams_scale_h4_scores_reach_10():
+    ratings = [1.0, 6.5, 8.0, 9.5, 10.0]
+    table = pa.table({"label": [False, False, True, True, True], "source": ["s"] * 5, "model": ["m"] * 5,
+                      "average_rating": ratings})  # fmt: skip
+    stats = split_stats("train", table, scale=(1.0, 10.0))
+    bands = {group.name: group.rows for group in stats.by_rating if group.rows}
+    assert bands == {"1.0 to under 2.0": 1, "6.0 to under 7.0": 1, "8.0 to under 9.0": 1, "9.0 to under 10.0": 1,
+                     "10.0": 1}  # fmt: skip
+    assert len(stats.by_rating) == 11  # nine one-point bands, the top score, missing
