@@ -112,12 +112,17 @@ def _dataset_info_problems(folder: Path, infos: DatasetInfosDict) -> list[str]:
         return []
     try:
         entry = json.loads((folder / DATASET_INFO).read_text(encoding="utf-8"))[DATASET_INFO_ENTRY]
+        if not isinstance(entry, dict):
+            raise TypeError(f"the entry is a {type(entry).__name__}, not an object")
     except (OSError, ValueError, KeyError, TypeError) as error:
         return [f"{DATASET_INFO}: missing, unreadable or without the entry {DATASET_INFO_ENTRY!r} ({one_line(error)}); "
                 "LLaMA-Factory reads the default config through it"]  # fmt: skip
     default = infos["default"]
+    columns = entry.get("columns", {})
+    if not isinstance(columns, dict):
+        return [f"{DATASET_INFO}: its 'columns' is a {type(columns).__name__}, not an object"]
     problems = [f"{DATASET_INFO}: its column {target!r} ({role}) is not in the default config"
-                for role, target in entry.get("columns", {}).items() if target not in default.features]  # fmt: skip
+                for role, target in columns.items() if target not in default.features]  # fmt: skip
     if entry.get("subset") != "default" or entry.get("split") not in default.splits:
         problems.append(f"{DATASET_INFO}: it should name the default config and one of its splits")
     return problems
@@ -183,12 +188,18 @@ def _shard_problems(folder: Path, name: str, config: dict) -> list[str]:
 def _feature_problems(folder: Path, name: str, config: dict, info: datasets.DatasetInfo) -> list[str]:
     """Shards whose own features differ from the card's (load_dataset would cast them silently)."""
     globs = [pattern for patterns in _patterns(config).values() for pattern in patterns]
-    return [
-        f"{path}: features differ from the card's for config {name!r}"
-        for path in _relative_parquet(folder)
-        if any(fnmatch.fnmatch(path, pattern) for pattern in globs)
-        and datasets.Features.from_arrow_schema(pq.read_schema(folder / path)) != info.features
-    ]
+    problems = []
+    for path in _relative_parquet(folder):
+        if not any(fnmatch.fnmatch(path, pattern) for pattern in globs):
+            continue
+        try:
+            schema = pq.read_schema(folder / path)
+        except (OSError, pa.ArrowException) as error:  # truncated, or not parquet at all
+            problems.append(f"{path}: unreadable parquet ({one_line(error)})")
+            continue
+        if datasets.Features.from_arrow_schema(schema) != info.features:
+            problems.append(f"{path}: features differ from the card's for config {name!r}")
+    return problems
 
 
 def _repeats(dataset: datasets.Dataset) -> list[str]:

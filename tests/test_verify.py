@@ -66,6 +66,15 @@ def test_counts_disagreeing_with_the_card(folder):
     assert any("load_dataset fails" in p or "rows per split" in p for p in problems)
 
 
+def test_a_truncated_shard_is_named_not_a_traceback(folder, capsys):
+    shard = folder / "data" / "test-00000-of-00001.parquet"
+    shard.write_bytes(shard.read_bytes()[:100])
+    problems = verify_folder(folder)
+    assert len(problems) == 1 and problems[0].startswith("data/test-00000-of-00001.parquet: unreadable parquet")
+    assert main(["verify", str(folder)]) == 1
+    assert "Traceback" not in capsys.readouterr().err
+
+
 def test_features_disagreeing_with_the_card(folder):
     edit_card(folder, "  - name: average_rating\n    dtype: float64", "  - name: average_rating\n    dtype: string")
     problems = verify_folder(folder)
@@ -171,6 +180,9 @@ def test_llama_factory_entry_is_checked(folder):
     entry["ufkto"]["columns"]["kto_tag"] = "tag"
     info.write_text(json.dumps(entry))
     assert verify_folder(folder) == ["dataset_info.json: its column 'tag' (kto_tag) is not in the default config"]
+    for broken in ({"ufkto": 5}, {"ufkto": {"columns": 5}}):
+        info.write_text(json.dumps(broken))
+        assert len(verify_folder(folder)) == 1 and verify_folder(folder)[0].startswith("dataset_info.json: ")
     info.unlink()
     assert len(verify_folder(folder)) == 1 and verify_folder(folder)[0].startswith("dataset_info.json: missing")
 
