@@ -22,10 +22,6 @@ _BASE = {field.name for field in dataclasses.fields(datasets.BuilderConfig)}
 BUILDER_OPTIONS = tuple(field.name for field in dataclasses.fields(UltraFeedbackKTOConfig) if field.name not in _BASE)
 
 
-def defaults() -> dict:
-    return {field.name: field.default for field in dataclasses.fields(UltraFeedbackKTOConfig) if field.name in BUILDER_OPTIONS}
-
-
 def described() -> dict[str, str]:
     """Each option's first sentence in the config's docstring (its ``Args:`` entries), and
     what its entry says of its default."""

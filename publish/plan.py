@@ -21,9 +21,10 @@ from publish.errors import PublishError, one_line
 MARKER = ".ufkto-build.json"
 # Files of the build that describe the build itself and never leave the machine.
 PRIVATE_FILES = frozenset({MARKER, ".ms_upload_cache", ".ms_upload_progress"})
-#: Files earlier versions of ufkto published that a push removes when the folder no longer has
-#: them: ``dataset_infos.json`` breaks load_dataset on datasets older than 4.5.
-LEGACY_FILES = frozenset({"dataset_infos.json"})
+#: Top-level files of ufkto's that a push deletes when the folder no longer has them:
+#: ``dataset_infos.json`` (earlier versions wrote it) breaks load_dataset on datasets older than
+#: 4.5; ``dataset_info.json`` left behind would point LLaMA-Factory at a config no longer there.
+OWN_FILES = frozenset({"dataset_infos.json", "dataset_info.json"})
 
 
 @dataclass
@@ -152,12 +153,12 @@ class Plan:
 def plan_push(files: list[LocalFile], remote: dict[str, RemoteFile]) -> Plan:
     """Compare the folder's files with the remote ones by content hash. Remote files the folder
     no longer has are deleted when they are data shards (``*.parquet`` inside a folder:
-    ``data/``, ``conversational/``, ...) or `LEGACY_FILES`; nothing else remote is ever
+    ``data/``, ``conversational/``, ...) or `OWN_FILES`; nothing else remote is ever
     deleted (``.gitattributes``, someone's other files)."""
     local = {f.path for f in files}
     plan = Plan(deleted=sorted(
         path for path in remote if path not in local
-        and (path in LEGACY_FILES or (path.endswith(".parquet") and "/" in path and not is_hidden(path)))
+        and (path in OWN_FILES or (path.endswith(".parquet") and "/" in path and not is_hidden(path)))
     ))  # fmt: skip
     for file in files:
         other = remote.get(file.path)

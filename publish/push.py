@@ -14,7 +14,7 @@ import tempfile
 from pathlib import Path
 from typing import Protocol
 
-from publish.errors import PublishError
+from publish.errors import PublishError, one_line
 from publish.plan import MARKER, LocalFile, Plan, PushArguments, Remote, list_files, plan_push, validate_repo_id
 
 
@@ -62,7 +62,11 @@ def _for_repo(folder: Path, files: list[LocalFile], repo_id: str, scratch: Path)
     """The folder's files as published to ``repo_id``: a folder built for another id has its
     card's snippets and LLaMA-Factory's ``dataset_info.json`` name this repo instead."""
     marker = folder / MARKER
-    built_for = json.loads(marker.read_text(encoding="utf-8")).get("repo_id") if marker.is_file() else None
+    try:
+        built = json.loads(marker.read_text(encoding="utf-8")) if marker.is_file() else {}
+        built_for = built.get("repo_id")
+    except (OSError, ValueError, AttributeError) as error:
+        raise PublishError(f"{marker}: unreadable ({one_line(error)}); rebuild the folder") from None
     if built_for in (None, repo_id):
         return files
     from publish.card import DATASET_INFO, for_repo

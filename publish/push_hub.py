@@ -15,6 +15,7 @@ A dry run reads (steps 1 and 3) and creates, uploads and commits nothing.
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -33,6 +34,17 @@ except ImportError:  # pragma: no cover - older huggingface_hub releases used ht
 REPO_TYPE = "dataset"
 NO_TOKEN = "no Hugging Face token: set HF_TOKEN or run `hf auth login`"
 RUN_AGAIN = "nothing was committed; run push again"
+#: A URL's query: an LFS upload URL's holds its signature, a secret for as long as it is valid.
+_QUERY = re.compile(r"\?[^\s'\"]*")
+
+
+class _WithoutQueries(logging.Filter):
+    """huggingface_hub's retry warnings name the URL they retry, signature and all: they are
+    shown without URL queries."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg, record.args = _QUERY.sub("", record.getMessage()), ()
+        return True
 
 
 @contextmanager
@@ -44,8 +56,15 @@ def connect(args: PushArguments) -> Iterator[HubRepo]:
         raise PublishError(f"could not get a Hugging Face token: {one_line(error)}") from None
     if not token:
         raise PublishError(NO_TOKEN)
-    with _hub_errors(args.repo_id, token):
-        yield HubRepo(HfApi(token=token, library_name="ufkto"), args)
+    handlers, scrub = logging.getLogger("huggingface_hub").handlers, _WithoutQueries()
+    for handler in handlers:
+        handler.addFilter(scrub)
+    try:
+        with _hub_errors(args.repo_id, token):
+            yield HubRepo(HfApi(token=token, library_name="ufkto"), args)
+    finally:
+        for handler in handlers:
+            handler.removeFilter(scrub)
 
 
 class HubRepo:
@@ -158,12 +177,16 @@ def _hub_errors(repo_id: str, token: str) -> Iterator[None]:
                    "check the network (or HF_ENDPOINT) and run push again")  # fmt: skip
     except RuntimeError as error:
         # huggingface_hub wraps a failed LFS upload (after its retries) in a RuntimeError; its
-        # cause's text may hold the signed upload URL, so only its status is told.
+        # cause's text may hold the signed upload URL: an HTTP error is told by its status, any
+        # other without the query strings of the URLs it names.
         upload = re.fullmatch(r"Error while uploading '(.+)' to the Hub\.", str(error))
         if upload is None:
             raise
         cause = error.__cause__
-        reason = f"the Hub answered {_status(cause)}" if isinstance(cause, HfHubHTTPError) else one_line(cause)
+        if isinstance(cause, HfHubHTTPError):
+            reason = f"the Hub answered {_status(cause)}"
+        else:
+            reason = f"{type(cause).__name__}: " + _QUERY.sub("", one_line(cause))
         message = f"could not upload {upload[1]} to {repo_id} ({reason}): {RUN_AGAIN}"
     else:
         return

@@ -62,7 +62,7 @@ def published(folder: Path, repo_id: str | None = None) -> dict[str, bytes]:
         from publish.card import for_repo
 
         built_for = json.loads((folder / ".ufkto-build.json").read_text())["repo_id"]
-        for name in ("README.md", "dataset_info.json"):
+        for name in {"README.md", "dataset_info.json"} & set(files):
             files[name] = for_repo(name, files[name].decode(), built_for, repo_id).encode()
     return files
 

@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
+LFS_SIGNATURE = "lfs-signature-never-shown"
 FAKE_TOKEN = "hf_localhubFakeToken0123456789abcdefABCDEF"
 FAKE_USER = "local-user"
 DEFAULT_BRANCH = "main"
@@ -910,7 +911,9 @@ def _lfs_batch(hub: LocalHub, req: _Request, key: Key) -> _Response | None:
                 pass  # already stored: no actions
             else:
                 hub._lfs_pending[oid] = size
-                item["actions"] = {"upload": {"href": f"{hub.endpoint}/__lfs/{oid}", "expires_in": 86400}}
+                # Signed like the Hub's S3 upload URLs: the signature is a secret a push never shows.
+                href = f"{hub.endpoint}/__lfs/{oid}?X-Amz-Signature={LFS_SIGNATURE}"
+                item["actions"] = {"upload": {"href": href, "expires_in": 86400}}
             objects.append(item)
     return _Response(
         200,

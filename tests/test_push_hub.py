@@ -466,3 +466,25 @@ def test_a_folder_built_for_another_repo_is_published_naming_the_repo_it_is_push
     entry = json.loads(hub.files(repo)["dataset_info.json"])["ufkto"]
     assert (entry["hf_hub_url"], entry["ms_hub_url"], entry["subset"]) == (repo, repo, "default")
     assert entry["columns"] == {"prompt": "prompt", "response": "completion", "kto_tag": "label"}
+
+
+def test_a_build_without_the_default_config_removes_the_llama_factory_entry(hub, builds, tmp_path):
+    repo = "local-org/conversational-only"
+    seed_with(hub, repo, builds["one"])
+    assert "dataset_info.json" in remote(hub, repo)
+    conversational = _build(hub, tmp_path, "conversational", "--configs", "conversational")
+    assert not (conversational / "dataset_info.json").exists()  # LLaMA-Factory reads the default config
+    done = push(hub, tmp_path / "push", conversational, repo)
+    assert done.returncode == 0, done.stderr
+    assert "delete dataset_info.json" in done.stdout
+    assert set(remote(hub, repo)) == set(published(conversational, repo))
+
+
+def test_an_unreadable_build_record_is_one_line_and_pushes_nothing(hub, builds, tmp_path):
+    repo = "local-org/unreadable-record"
+    folder = tmp_path / "one"
+    shutil.copytree(builds["one"], folder)
+    (folder / ".ufkto-build.json").write_text("{not json")
+    done = push(hub, tmp_path / "push", folder, repo)
+    assert ".ufkto-build.json: unreadable" in one_error_line(done) and "rebuild the folder" in done.stderr
+    assert commit_posts(hub, repo) == []

@@ -43,7 +43,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import PROJECT
-from tests.hub_server import FAKE_TOKEN, LocalHub
+from tests.hub_server import FAKE_TOKEN, LFS_SIGNATURE, LocalHub
 from tests.test_hub_server import http
 from tests.test_push_hub import LAUNCHER, _build, commit_posts, published, remote, seed_with, snapshot
 
@@ -312,8 +312,10 @@ def test_an_lfs_upload_dropped_on_every_try_fails_in_one_line_saying_push_again(
     repo = "local-org/lfs-fails-line"
     hub.create_repo(repo)
     hub.inject_fault("PUT", largest_lfs_upload(builds["new"]), "drop")
-    line = the_error_line(attempt(hub, tmp_path, builds["new"], repo, patch=no_wait(tmp_path)))
+    done = attempt(hub, tmp_path, builds["new"], repo, patch=no_wait(tmp_path))
+    line = the_error_line(done)
     assert repo in line and "run push again" in line, line
+    assert LFS_SIGNATURE not in done.stdout + done.stderr  # the signed upload URL is never shown
 
 
 # --------------------------------------------------------------------------------------
