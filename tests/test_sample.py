@@ -4,10 +4,7 @@ traits of the real upstream that the converter must cope with (checked at 2,000 
 from __future__ import annotations
 
 import json
-import os
 import statistics
-import subprocess
-import sys
 from pathlib import Path
 
 import pyarrow as pa
@@ -227,14 +224,6 @@ def test_command_rejects_an_unknown_suffix(tmp_path, capsys):
     assert not (tmp_path / "up.csv").exists()
 
 
-def test_command_help_runs_as_a_module():
-    env = {**os.environ, "PYTHONPATH": str(PROJECT)}
-    done = subprocess.run(
-        [sys.executable, "-m", "publish.sample", "--help"],
-        cwd=PROJECT, env=env, capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr
-    assert "--pairs" in done.stdout and "--seed" in done.stdout and "--out" in done.stdout
 
 
 # ------------------------------------------------------------ traits at 2,000 pairs

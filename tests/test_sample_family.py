@@ -587,5 +587,6 @@ def test_command_help_runs_as_a_module_and_names_the_upstreams():
         cwd=PROJECT, env=env, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
-    for word in ("--upstream", "argilla-cleaned", "openbmb", "h4-binarized", "--test-pairs", "--compression"):
+    for word in ("--upstream", "argilla-cleaned", "openbmb", "h4-binarized", "--pairs", "--test-pairs", "--seed",
+                 "--out", "--compression"):  # fmt: skip
         assert word in done.stdout
