@@ -288,7 +288,8 @@ its KL term by pairing each row with the completion of the row before it in its 
 `per_device_train_batch_size` rows, the first row with the last. The rows here are already shuffled and
 arranged for that: for batches of {", ".join(map(str, TRL_BATCH_SIZES))} rows no row is paired with a
 completion of its own prompt (a matched pair, which spoils the KL estimate), nor is it in LLaMA-Factory's
-{LLAMA_FACTORY_CHUNK}-row preprocessing chunks, which pair rows the same way; and there is no long run of one label
+{LLAMA_FACTORY_CHUNK}-row preprocessing chunks, which pair rows the same way (with one preprocessing worker, its
+default: several workers start their chunks elsewhere); and there is no long run of one label
 (which would make batches all-desirable or all-undesirable). Re-sorting or grouping the rows undoes this;
 shuffling them again is harmless but no longer guarantees it.
 """
