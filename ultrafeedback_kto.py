@@ -974,7 +974,7 @@ class UltraFeedbackKTOConfig(datasets.BuilderConfig):
     duplicates are left out, and a (prompt, completion) found with both labels is left out
     altogether, counted as contradictory. Every upstream row is read and converted before
     the first example can be placed, so ``as_streaming_dataset`` reads the whole upstream
-    once before it yields (about a second at the real size).
+    once before it yields.
 
     Example:
 
@@ -1047,8 +1047,8 @@ def option_choices() -> dict[str, tuple]:
     return choices
 
 
-#: Examples per window: the unit the shuffle writes, reads back and orders at once (about
-#: 20 MB at UltraFeedback's text lengths), so that memory holds one window, whatever the upstream.
+#: Examples per window: the unit the shuffle writes, reads back and orders at once, so that
+#: memory holds one window, whatever the upstream (sized in bench/README.md).
 _WINDOW_EXAMPLES = 8_192
 #: Rows per table handed to datasets: its shards can only end between tables.
 _TABLE_ROWS = 512
@@ -1234,9 +1234,10 @@ class UltraFeedbackKTO(datasets.ArrowBasedBuilder):
                 yield _key(window, start), rows.slice(start, _TABLE_ROWS)
 
     def _get_examples_iterable_for_split(self, split_generator):
-        # Streaming. datasets turns an Arrow-based builder's tables into one-row tables and
-        # encodes and decodes each row again (about 50,000 rows/s here, bench/README.md). Our
-        # tables already have the declared features: rows are made in bulk, marked as typed.
+        # Streaming. A private method, as datasets has no public hook for it: it turns an
+        # Arrow-based builder's tables into one-row tables and encodes and decodes each row
+        # again, too slow for bench/README.md's streaming target. Our tables already have the
+        # declared features: rows are made in bulk, marked as typed.
         return _TypedExamplesIterable(self._generate_rows, split_generator.gen_kwargs)
 
     def _generate_rows(self, **gen_kwargs) -> Iterator[tuple[str, dict]]:
