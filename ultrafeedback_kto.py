@@ -160,21 +160,11 @@ class BadRowError(ValueError):
 # Conversations in Arrow
 # ---------------------------------------------------------------------------------------
 
-#: Every character Python's ``str.strip`` removes: a text is blank exactly when Python says so.
-_PYTHON_WHITESPACE = (
-    "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006"
-    "\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
-)
-_HAS_TEXT = "[^" + "".join(f"\\x{{{ord(char):x}}}" for char in _PYTHON_WHITESPACE) + "]"
-
-
 class _Turns:
     """A column of conversations (lists of ``{content, role}``), seen through Arrow arrays."""
 
     def __init__(self, column):
-        self.lists = _array(column)
-        if self.lists.offset or self.lists.offsets[0].as_py():
-            self.lists = pa.concat_arrays([self.lists])  # offsets from 0, values of these rows only
+        self.lists = _from_zero(_array(column))
         self.length = pc.fill_null(pc.list_value_length(self.lists), 0)
         messages = self.lists.values
         self.content, self.role = pc.struct_field(messages, "content"), pc.struct_field(messages, "role")
@@ -205,22 +195,26 @@ class _Turns:
 
     def differ_before_last(self, other: _Turns) -> pa.Array:
         """Per row, whether the turns before the last differ from ``other``'s, in number or content."""
-        earlier = pc.indices_nonzero(pc.invert(self.is_last))
-        row = pc.list_parent_indices(self.lists).take(earlier)
-        position = pc.subtract(earlier, self.first.take(row))
-        # Each earlier message's counterpart in the other row (any valid index where lengths differ).
+        row = pc.list_parent_indices(self.lists)
+        position = pc.subtract(pa.array(range(len(self.content)), pa.int64()), self.first.take(row))
+        # Each message's counterpart in the other row (any valid index where lengths differ).
         counterpart = pc.if_else(pc.less(position, other.length.take(row)), pc.add(other.first.take(row), position), 0)
-        differs = pc.fill_null(pc.or_(pc.not_equal(self.content.take(earlier), _take(other.content, counterpart)),
-                                      pc.not_equal(self.role.take(earlier), _take(other.role, counterpart))), True)  # fmt: skip
-        flags = pc.replace_with_mask(pa.array([False] * len(self.content), pa.bool_()), pc.invert(self.is_last), differs)
-        return pc.or_(pc.not_equal(self.length, other.length), self._any(flags))
+        differs = pc.fill_null(pc.or_(pc.not_equal(self.content, _take(other.content, counterpart)),
+                                      pc.not_equal(self.role, _take(other.role, counterpart))), True)  # fmt: skip
+        return pc.or_(pc.not_equal(self.length, other.length), self._any(pc.and_not(differs, self.is_last)))
 
     def before_last(self) -> pa.Array:
         """Every row's messages before its last, as ``{content, role}`` lists."""
         earlier = pc.indices_nonzero(pc.invert(self.is_last))
         messages = pa.StructArray.from_arrays([self.content.take(earlier), self.role.take(earlier)], ["content", "role"])
-        offsets = pa.concat_arrays([pa.array([0], pa.int32()), pc.cast(pc.cumulative_sum(pc.subtract(self.length, 1)), pa.int32())])
+        earlier_count = pc.max_element_wise(pc.subtract(self.length, 1), 0)  # a row without messages has none
+        offsets = pa.concat_arrays([pa.array([0], pa.int32()), pc.cast(pc.cumulative_sum(earlier_count), pa.int32())])
         return pa.ListArray.from_arrays(offsets, messages)
+
+
+def _from_zero(lists: pa.ListArray) -> pa.ListArray:
+    """The lists with offsets from 0 and values of these rows only (a slice has neither)."""
+    return pa.concat_arrays([lists]) if lists.offset or lists.offsets[0].as_py() else lists
 
 
 def _take(values, index):
@@ -232,7 +226,9 @@ def _array(column) -> pa.Array:
 
 
 def _has_text(strings) -> pa.Array:
-    return pc.fill_null(pc.match_substring_regex(strings, _HAS_TEXT), False)
+    """Whether each text keeps a character after Python's ``str.strip`` (a null has none):
+    ``utf8_is_space`` is ``str.isspace``, character for character."""
+    return pc.fill_null(pc.and_not(pc.greater(pc.binary_length(strings), 0), pc.utf8_is_space(strings)), False)
 
 
 def _without_nan(numbers) -> pa.Array:
@@ -291,19 +287,25 @@ def _one_message_lists(content, role: str) -> pa.Array:
     return pa.ListArray.from_arrays(pa.array(range(len(content) + 1), pa.int32()), messages)
 
 
+def _sha256(strings) -> list[bytes]:
+    """The sha256 of each text's UTF-8 bytes."""
+    return [hashlib.sha256(text).digest() for text in _utf8(strings)]
+
+
+def _as_keys(digests: list[bytes]) -> pa.Array:
+    return pa.array([int.from_bytes(digest[:8], "little", signed=True) for digest in digests], pa.int64())
+
+
 def _digests(strings) -> tuple[pa.Array, pa.Array]:
     """The hex sha256 of each text (``prompt_id``: of the ``default`` config's prompt, so equal
     prompts share an id), and its `_keys`."""
-    digests = [hashlib.sha256(text).digest() for text in _utf8(strings)]
-    keys = [int.from_bytes(digest[:8], "little", signed=True) for digest in digests]
-    return pa.array([digest.hex() for digest in digests], pa.string()), pa.array(keys, pa.int64())
+    digests = _sha256(strings)
+    return pa.array([digest.hex() for digest in digests], pa.string()), _as_keys(digests)
 
 
 def _keys(strings) -> pa.Array:
     """A 64-bit key of each text: the first bytes of its sha256."""
-    sha256 = hashlib.sha256
-    return pa.array([int.from_bytes(sha256(text).digest()[:8], "little", signed=True) for text in _utf8(strings)],
-                    pa.int64())  # fmt: skip
+    return _as_keys(_sha256(strings))
 
 
 def _utf8(strings) -> Iterator[memoryview]:
@@ -368,22 +370,20 @@ def convert_pairs(pairs: pa.Table, config: UltraFeedbackKTOConfig) -> Converted:
     keep, left_out = _first_failures(checks, len(pairs))
 
     rows = pc.indices_nonzero(keep)
-    every_row = len(rows) == len(pairs)
-    kept = pairs if every_row else pairs.take(rows)
-    sides = (chosen, rejected) if every_row else (_Turns(kept.column("chosen")), _Turns(kept.column("rejected")))
-    turns = sides[0].before_last()
+    kept = pairs.take(rows)
+    turns = chosen.before_last().take(rows)
     prompt_ids, prompt_keys = _digests(_render(turns))
     examples = []
-    for rank, (name, side) in enumerate(zip(("chosen", "rejected"), sides, strict=True)):
-        rating = _without_nan(kept.column(f"{name}-rating"))
+    for rank, (name, side) in enumerate(zip(("chosen", "rejected"), (chosen, rejected), strict=True)):
+        rating, completion = ratings[name].take(rows), side.last_content.take(rows)
         if config.label_rule == "absolute":
             label = pc.greater_equal(rating, config.desirable_threshold)
         else:
             label = pa.array([rank == 0] * len(kept), pa.bool_())
         examples.append(_examples(
-            config.upstream, prompt=turns, completion=side.last_content, label=label, prompt_id=prompt_ids, source=kept.column("source"),
+            config.upstream, prompt=turns, completion=completion, label=label, prompt_id=prompt_ids, source=kept.column("source"),
             model=kept.column(f"{name}-model"), average_rating=rating, _row=rows,
-            _rank=pa.array([rank] * len(kept), pa.int32()), _prompt_key=prompt_keys, _completion_key=_keys(side.last_content),
+            _rank=pa.array([rank] * len(kept), pa.int32()), _prompt_key=prompt_keys, _completion_key=_keys(completion),
         ))  # fmt: skip
     return Converted(pa.concat_tables(examples), left_out)
 
@@ -422,8 +422,7 @@ def convert_completions(rows: pa.Table, config: UltraFeedbackKTOConfig) -> Conve
     """
     rows = rows.combine_chunks()
     instruction = _array(rows.column("instruction"))
-    lists = _array(rows.column("completions"))
-    lists = pa.concat_arrays([lists]) if lists.offset or lists.offsets[0].as_py() else lists
+    lists = _from_zero(_array(rows.column("completions")))
     completions, row = lists.values, pc.list_parent_indices(lists)
     rank = pc.subtract(pa.array(range(len(completions)), pa.int64()), lists.offsets.slice(0, len(lists)).take(row))
     ratings = [pc.struct_field(completions, ["annotations", aspect, "Rating"]) for aspect in _ASPECTS]
@@ -487,7 +486,6 @@ class Upstream:
     exclude_sources: tuple[str, ...] = ()
 
 
-_H4_MESSAGES = [("chosen", _MESSAGES), ("rejected", _MESSAGES)]
 UPSTREAMS = {
     "argilla-cleaned": Upstream(
         repo="argilla/ultrafeedback-binarized-preferences-cleaned",
@@ -511,8 +509,8 @@ UPSTREAMS = {
     "h4-binarized": Upstream(
         repo="HuggingFaceH4/ultrafeedback_binarized",
         files={"train_prefs": "data/train_prefs-*.parquet", "test_prefs": "data/test_prefs-*.parquet"},
-        schema=pa.schema([("prompt", pa.string()), *_H4_MESSAGES, ("score_chosen", pa.float64()),
-                          ("score_rejected", pa.float64())]),  # fmt: skip
+        schema=pa.schema([("prompt", pa.string()), ("chosen", _MESSAGES), ("rejected", _MESSAGES),
+                          ("score_chosen", pa.float64()), ("score_rejected", pa.float64())]),  # fmt: skip
         convert=convert_h4_pairs, row="pair", label_rules=("pairwise", "absolute"), desirable_threshold=8.0,
         ratings=(1.0, 10.0), examples_per_row=2, splits={"train_prefs": "train", "test_prefs": "test"},
     ),  # fmt: skip
@@ -536,7 +534,7 @@ def split_of(prompt: str, test_size: float) -> str:
 
 
 def _is_test(prompts, test_size: float) -> pa.Array:
-    digests = (hashlib.sha256(text).digest() for text in _utf8(pc.fill_null(prompts, "")))
+    digests = _sha256(pc.fill_null(prompts, ""))
     return pa.array([int.from_bytes(digest[:8], "big") / 2**64 < test_size for digest in digests], pa.bool_())
 
 
@@ -779,7 +777,7 @@ def _describe(arrow_type: pa.DataType) -> str:
     return {"double": "a number", "string": "text"}.get(str(arrow_type), str(arrow_type))
 
 
-def inspect_source(name: str, path: str, schema: pa.Schema = UPSTREAM_SCHEMA) -> int:
+def inspect_source(name: str, path: str, schema: pa.Schema) -> int:
     """Check one upstream file as a whole and return its number of rows.
 
     ``name`` is how the file is named in messages, ``path`` where it is read from (they
@@ -834,7 +832,7 @@ def _one_line(error: BaseException) -> str:
     return " ".join(str(error).split()) or type(error).__name__
 
 
-def read_batches(name: str, path: str, schema: pa.Schema = UPSTREAM_SCHEMA, unit: str = "pair") -> Iterator[tuple[pa.Table, list]]:
+def read_batches(name: str, path: str, schema: pa.Schema, unit: str) -> Iterator[tuple[pa.Table, list]]:
     """An upstream file's rows in batches, in file order, with the upstream's ``schema``, and
     for each batch the ``(row, reason)`` of rows that could not be read as that schema
     (JSON Lines only: a line that is not a JSON object, a value of the wrong type; such a
@@ -1120,11 +1118,12 @@ class UltraFeedbackKTO(datasets.ArrowBasedBuilder):
         spill = _Spill(config.shuffle_dir, windows)
         reports, place = self._convert(sources, spill)
         generators = []
+        # A prompt is in one split only: with the upstream's own splits, test wins.
+        in_test = pc.unique(spill.keys("test").column("prompt_key")) if upstream.splits else None
         for split, count in windows.items():
             keys = spill.keys(split)
-            # A prompt is in one split only: with the upstream's own splits, test wins.
-            in_test = pc.unique(spill.keys("test").column("prompt_key")) if split == "train" and upstream.splits else None
-            orders = self._orders(split, keys, _keep(keys, reports[split], place, in_test), count)
+            orders = self._orders(split, keys, _keep(keys, reports[split], place, in_test if split == "train" else None),
+                                  count)  # fmt: skip
             reports[split].log(config.on_bad_rows)
             written = [window for window in range(count) if len(orders[window])]
             if written:
@@ -1165,9 +1164,10 @@ class UltraFeedbackKTO(datasets.ArrowBasedBuilder):
                     else:
                         tests = _is_test(batch.column(upstream.split_by), config.test_size)
                     examples = self._convert_batch(batch, unread, tests, reports, name, row - files[-1][0])
+                    test = tests.take(examples.column("_row"))
                     examples = examples.set_column(examples.schema.get_field_index("_row"), "_row",
                                                    pc.add(examples.column("_row"), row))  # fmt: skip
-                    spill.file(examples, tests.take(pc.subtract(examples.column("_row"), row)), config)
+                    spill.file(examples, test, config)
                     row += len(batch)
         finally:
             spill.close()
@@ -1296,9 +1296,10 @@ class _Spill:
         else:
             window = {split: _windows(examples.column("_prompt_key"), config.seed, count) for split, count in windows.items()}
         # One number per (split, window), to file every example of the batch with one take.
-        filed = pc.if_else(test, pc.add(window["test"], windows["train"]), window["train"])
+        in_split = pc.if_else(test, window["test"], window["train"])
+        filed = pc.if_else(test, pc.add(in_split, windows["train"]), in_split)
         by_window = pc.sort_indices(filed)
-        examples, filed = examples.take(by_window), filed.take(by_window)
+        examples, filed, test, in_split = (column.take(by_window) for column in (examples, filed, test, in_split))
         data = examples.select(_conversational_schema(config.upstream).names).combine_chunks().to_batches()[0]
         offset, index = 0, []
         for group in pc.value_counts(filed).to_pylist():
@@ -1315,10 +1316,9 @@ class _Spill:
             offset += count
         keys = pa.table([examples.column("_prompt_key"), examples.column("_completion_key"), examples.column("label"),
                          examples.column("_row"), examples.column("_rank"),
-                         pc.subtract(filed, pc.multiply(pc.cast(pc.greater_equal(filed, windows["train"]), pa.int64()),
-                                                        windows["train"])), pa.array(index, pa.int64())],
+                         in_split, pa.array(index, pa.int64())],
                         schema=_KEYS)  # fmt: skip
-        for split, mine in (("train", pc.less(filed, windows["train"])), ("test", pc.greater_equal(filed, windows["train"]))):
+        for split, mine in (("train", pc.invert(test)), ("test", test)):
             self._keys.setdefault(split, []).append(keys.filter(mine))
 
     def keys(self, split: str) -> pa.Table:

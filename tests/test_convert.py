@@ -164,6 +164,17 @@ def test_split_is_a_stable_function_of_the_prompt():
     assert all(kto.split_of(p, 0) == "train" for p in prompts)
 
 
+def test_a_prompt_is_empty_exactly_when_python_strips_it_to_nothing():
+    # Every character up to U+3000, the last one Python counts as whitespace, alone and next to text.
+    texts = [chr(code) for code in range(0x3001) if not 0xD800 <= code <= 0xDFFF]
+    texts += [f" {text}\t" for text in texts]
+    pairs = [make_pair(prompt=text) for text in texts]
+    converted = convert_pairs(pa.Table.from_pylist(pairs, schema=UPSTREAM_SCHEMA), UltraFeedbackKTOConfig().resolved())
+    empty = {row for row, reason in converted.left_out if reason == kto.EMPTY_PROMPT}
+    assert empty == {row for row, text in enumerate(texts) if not text.strip()}
+    assert len(empty) == 2 * sum(1 for code in range(0x3001) if chr(code).isspace())
+
+
 def broken_rows() -> list[dict]:
     """3,000 generated pairs with one of every kind of problem among them."""
     rows = generate_table(3_000, seed=3).to_pylist()
