@@ -68,10 +68,9 @@ of ``(seed, j, n_train)`` (the train rows it may share a prompt with). The same 
 give byte-identical JSON Lines and equal Parquet tables. Only the standard library and
 pyarrow are used.
 
-Measured (CPython 3.11, pyarrow 26, one core): openbmb at the real size (63,967 rows,
-253,320 completions) in 18-21 s into Arrow, 15,370 bytes per row (``table.nbytes``; 983 MB
-in all), and 17-21 s written as parquet (342 MB, snappy). H4 at the real size (61,135 +
-2,000 rows) in 3-5 s, 7,436 bytes per row (``messages`` counted in full): about 16% above the
+Measured: openbmb at the real size (63,967 rows, 253,320 completions) is 15,370 bytes per
+row in Arrow (``table.nbytes``; 983 MB in all), 342 MB as parquet (snappy). H4 at the real
+size (61,135 + 2,000 rows) is 7,436 bytes per row (``messages`` counted in full): about 16% above the
 6,411 bytes per row of an older H4 card (397,273,717 bytes for 61,966 rows), as the
 completion lengths come from the longer-than-average calibration rows of
 ``publish/sample.py``.
@@ -89,12 +88,12 @@ trait; zstd keeps each file under 0.8 MB)::
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import pathlib
 import random
 from array import array
 from collections.abc import Iterator, Sequence
+from functools import partial
 from itertools import accumulate, chain
 
 import pyarrow as pa
@@ -105,12 +104,14 @@ from publish.sample import (
     _REJECTED_LENGTH_QUANTILES,
     _TABLE_SIZE,
     MESSAGES_TYPE,
+    _batches,
     _check_args,
     _choice,
     _chosen_and_rejected,
     _completion_of_length,
     _insert_non_ascii,
     _length,
+    _messages_array,
     _output_suffix,
     _pick,
     _prompt_root,
@@ -491,16 +492,6 @@ def _from_leaves(dtype: pa.DataType, leaves: Iterator[Sequence]) -> pa.Array:
     return pa.array(list(next(leaves)), dtype)
 
 
-def _nest(dtype: pa.DataType, leaves: Iterator) -> object:
-    """One value of ``dtype`` as ``to_pylist`` gives it, from its leaf values in
-    depth-first field order."""
-    if pa.types.is_struct(dtype):
-        return {field.name: _nest(field.type, leaves) for field in dtype}
-    if dtype == _STRING_LIST:
-        return list(next(leaves))
-    return next(leaves)
-
-
 def _openbmb_batch(seed: int, start: int, stop: int) -> pa.RecordBatch:
     rows = [_openbmb_row(seed, i) for i in range(start, stop)]
     sources, instructions, models, completions, correct, incorrect = (list(col) for col in zip(*rows, strict=True))
@@ -531,40 +522,18 @@ _LEAF_NAMES = tuple(_leaf_names(OPENBMB_COMPLETION_TYPE))
 assert _LEAF_NAMES[_LEAF_RESPONSE] == "response" and len(_LEAF_NAMES) == 19
 
 
-def _openbmb_dict(row: tuple) -> dict:
-    source, instruction, models, completions, correct, incorrect = row
-    return {
-        "source": source,
-        "instruction": instruction,
-        "models": models,
-        "completions": [_nest(OPENBMB_COMPLETION_TYPE, iter(c)) for c in completions],
-        "correct_answers": correct,
-        "incorrect_answers": incorrect,
-    }
-
-
-def _batches(make_batch, n_rows: int, batch_size: int, name: str = "n_rows") -> Iterator[pa.RecordBatch]:
-    _check_args(n_rows, batch_size, name)  # now, not at the first next()
-    return (make_batch(start, min(start + batch_size, n_rows)) for start in range(0, n_rows, batch_size))
-
-
 def generate_openbmb_batches(
     n_rows: int, seed: int = 0, batch_size: int = OPENBMB_ROW_GROUP_SIZE
 ) -> Iterator[pa.RecordBatch]:
     """Yield record batches (``OPENBMB_SCHEMA``) holding ``n_rows`` fake openbmb rows
     (one per prompt). Row ``i`` depends only on ``(seed, i)``; memory is bounded by one batch.
     """
-    return _batches(lambda start, stop: _openbmb_batch(seed, start, stop), n_rows, batch_size)
+    return _batches(partial(_openbmb_batch, seed), n_rows, batch_size)
 
 
 def generate_openbmb_table(n_rows: int, seed: int = 0) -> pa.Table:
     """All ``n_rows`` fake ``openbmb/UltraFeedback`` rows as one ``pyarrow.Table``."""
     return pa.Table.from_batches(list(generate_openbmb_batches(n_rows, seed)), schema=OPENBMB_SCHEMA)
-
-
-def _openbmb_lines(n_rows: int, seed: int) -> Iterator[str]:
-    for i in range(n_rows):
-        yield json.dumps(_openbmb_dict(_openbmb_row(seed, i)), ensure_ascii=False) + "\n"
 
 
 def write_openbmb(
@@ -589,7 +558,6 @@ def write_openbmb(
         path,
         OPENBMB_SCHEMA,
         lambda: generate_openbmb_batches(n_rows, seed, OPENBMB_ROW_GROUP_SIZE),
-        lambda: _openbmb_lines(n_rows, seed),
         OPENBMB_ROW_GROUP_SIZE,
         compression,
         compression_level,
@@ -640,18 +608,6 @@ def _h4_row(seed: int, split: str, index: int, n_train: int) -> tuple:
     return (prompt, chosen, rejected, *_h4_scores(rng))
 
 
-def _pairs_array(prompts: Sequence[str], answers: Sequence[str]) -> pa.Array:
-    """``[{prompt, user}, {answer, assistant}]`` per row."""
-    n = len(prompts)
-    contents = [text for pair in zip(prompts, answers, strict=True) for text in pair]
-    values = pa.StructArray.from_arrays(
-        [pa.array(contents, pa.string()), pa.array(["user", "assistant"] * n, pa.string())],
-        fields=list(MESSAGES_TYPE.value_type),
-    )
-    offsets = pa.array(range(0, 2 * n + 1, 2), pa.int32())
-    return pa.ListArray.from_arrays(offsets, values, type=MESSAGES_TYPE)
-
-
 def _prompt_id(prompt: str) -> str:
     return hashlib.sha256(prompt.encode("utf-8")).hexdigest()
 
@@ -659,12 +615,13 @@ def _prompt_id(prompt: str) -> str:
 def _h4_batch(seed: int, split: str, n_train: int, start: int, stop: int) -> pa.RecordBatch:
     rows = [_h4_row(seed, split, i, n_train) for i in range(start, stop)]
     prompts, chosen, rejected, score_chosen, score_rejected = (list(col) for col in zip(*rows, strict=True))
-    chosen_array = _pairs_array(prompts, chosen)
+    # [user turn = prompt, assistant turn] per row
+    chosen_array = _messages_array(list(zip(prompts, chosen, strict=True)))
     arrays = [
         pa.array(prompts, pa.string()),
         pa.array(list(map(_prompt_id, prompts)), pa.string()),
         chosen_array,
-        _pairs_array(prompts, rejected),
+        _messages_array(list(zip(prompts, rejected, strict=True))),
         chosen_array,
         pa.array(score_chosen, pa.float64()),
         pa.array(score_rejected, pa.float64()),
@@ -672,33 +629,13 @@ def _h4_batch(seed: int, split: str, n_train: int, start: int, stop: int) -> pa.
     return pa.RecordBatch.from_arrays(arrays, schema=H4_SCHEMA)
 
 
-def _h4_dict(row: tuple) -> dict:
-    prompt, chosen, rejected, score_chosen, score_rejected = row
-    chosen_messages = [{"content": prompt, "role": "user"}, {"content": chosen, "role": "assistant"}]
-    return {
-        "prompt": prompt,
-        "prompt_id": _prompt_id(prompt),
-        "chosen": chosen_messages,
-        "rejected": [{"content": prompt, "role": "user"}, {"content": rejected, "role": "assistant"}],
-        "messages": chosen_messages,
-        "score_chosen": score_chosen,
-        "score_rejected": score_rejected,
-    }
-
-
 def _check_h4_args(n_train: int, n_test: int) -> None:
-    for name, value in (("n_train", n_train), ("n_test", n_test)):
-        if not isinstance(value, int) or value < 0:
-            raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
+    _check_args(n_train, name="n_train")
+    _check_args(n_test, name="n_test")
 
 
 def _h4_batches(split: str, n_rows: int, seed: int, n_train: int) -> Iterator[pa.RecordBatch]:
-    return _batches(lambda start, stop: _h4_batch(seed, split, n_train, start, stop), n_rows, H4_ROW_GROUP_SIZE)
-
-
-def _h4_lines(split: str, n_rows: int, seed: int, n_train: int) -> Iterator[str]:
-    for i in range(n_rows):
-        yield json.dumps(_h4_dict(_h4_row(seed, split, i, n_train)), ensure_ascii=False) + "\n"
+    return _batches(partial(_h4_batch, seed, split, n_train), n_rows, H4_ROW_GROUP_SIZE)
 
 
 def generate_h4_tables(n_train: int, n_test: int, seed: int = 0) -> dict[str, pa.Table]:
@@ -737,8 +674,7 @@ def write_h4(
         _write_file(
             paths[split],
             H4_SCHEMA,
-            lambda split=split, n=n: _h4_batches(split, n, seed, n_train),
-            lambda split=split, n=n: _h4_lines(split, n, seed, n_train),
+            partial(_h4_batches, split, n, seed, n_train),
             H4_ROW_GROUP_SIZE,
             compression,
             compression_level,
