@@ -13,7 +13,8 @@ import sys
 from pathlib import Path
 
 from publish import options
-from publish.errors import PublishError
+from publish.build import SHARD_SIZE
+from publish.errors import PublishError, without_url_queries
 
 
 def _prog() -> str:
@@ -33,7 +34,7 @@ def _parser() -> argparse.ArgumentParser:
     build.add_argument("--out", default="ufkto", help="the folder to write (default: %(default)s)")
     build.add_argument("--configs", default="default,conversational", help="comma-separated (default: %(default)s)")
     build.add_argument("--repo-id", help="the id the card's examples load (default: the folder name)")
-    build.add_argument("--max-shard-size", default="128MB", help="Arrow bytes per parquet shard (default: %(default)s)")
+    build.add_argument("--max-shard-size", default=SHARD_SIZE, help="Arrow bytes per parquet shard (default: %(default)s)")
     options.add_arguments(build)
 
     verify = commands.add_parser("verify", help="check a built folder: shards, counts, features, order, card")
@@ -71,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
 
             push_folder(PushArguments.from_namespace(args))
     except PublishError as error:
-        print(f"error: {error}", file=sys.stderr)
+        print(f"error: {without_url_queries(str(error))}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("error: interrupted; nothing was replaced", file=sys.stderr)

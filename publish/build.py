@@ -51,7 +51,6 @@ SAMPLES = {
     "openbmb": {"train": ["openbmb-sample.parquet"]},
     "h4-binarized": {"train_prefs": ["h4-binarized/train_prefs.parquet"], "test_prefs": ["h4-binarized/test_prefs.parquet"]},
 }
-SAMPLE = SAMPLE_DIR / SAMPLES["argilla-cleaned"]["train"][0]
 #: Where each config's shards go, as push_to_hub lays them out.
 DATA_DIRS = {"default": "data", "conversational": "conversational"}
 #: Arrow bytes per parquet shard (and per builder cache file). Smaller than push_to_hub's
@@ -151,8 +150,8 @@ def build_folder(args: BuildArguments) -> dict:
     started = time.monotonic()
     out = args.out.resolve()
     _check_replaceable(out)
-    _check_options(args)
-    data_files, options, provenance = _resolve_source(args)
+    config = _checked_config(args)
+    data_files, options, provenance = _resolve_source(args, config)
     out.parent.mkdir(parents=True, exist_ok=True)
     partial = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
     umask = os.umask(0)
@@ -196,24 +195,28 @@ def _check_replaceable(out: Path) -> None:
                            "move it away or choose another --out")  # fmt: skip
 
 
-def _check_options(args: BuildArguments) -> None:
-    """Refuse bad options and missing local files before anything starts."""
+def _checked_config(args: BuildArguments) -> UltraFeedbackKTOConfig:
+    """The builder's config of these options; refuse bad options and missing local files
+    before anything starts."""
     try:
-        UltraFeedbackKTOConfig(**args.options)
+        config = UltraFeedbackKTOConfig(**args.options)
     except (TypeError, ValueError) as error:
         raise PublishError(str(error)) from None
     for source in args.sources or []:
         _, path = split_source(source)
         if "://" not in path and not any(char in path for char in "*?[") and not Path(path).exists():
             raise PublishError(f"{path}: file not found")
+    return config
 
 
-def _resolve_source(args: BuildArguments) -> tuple[dict[str, list[str]] | None, dict, Provenance]:
+def _resolve_source(
+    args: BuildArguments, config: UltraFeedbackKTOConfig
+) -> tuple[dict[str, list[str]] | None, dict, Provenance]:
     """The builder's data_files (by upstream split) and options, and the provenance the card
     records. From the Hub, the revision is resolved to a commit first and the build pinned to
     it, so the card names exactly what was read even if the upstream moves meanwhile."""
     options = dict(args.options)
-    upstream_name = options.get("upstream", "argilla-cleaned")
+    upstream_name = config.upstream
     common = {"tool_version": publish.__version__, "command": args.command, "options": options}
     if args.sample:
         files = {split: [str(SAMPLE_DIR / name) for name in names] for split, names in SAMPLES[upstream_name].items()}
@@ -224,7 +227,7 @@ def _resolve_source(args: BuildArguments) -> tuple[dict[str, list[str]] | None, 
         names = [public_name(path) for paths in files.values() for path in paths]
         return files, options, Provenance(source="files", upstream_commit=None, source_files=names, **common)
     repo = UPSTREAMS[upstream_name].repo
-    options["upstream_revision"] = commit = _upstream_commit(repo, options.get("upstream_revision", "main"))
+    options["upstream_revision"] = commit = _upstream_commit(repo, config.upstream_revision)
     say(f"upstream {repo} resolved to commit {commit}")
     return None, options, Provenance(source="hub", upstream_commit=commit, source_files=[], **common)
 
@@ -236,7 +239,7 @@ def _data_files(sources: list[str], splits: dict[str, str]) -> dict[str, list[st
     for source in sources:
         split, path = split_source(source)
         if split and split not in splits:
-            raise PublishError(f"{source}: {split} is not a split of this upstream (it has none of its own)")
+            raise PublishError(f"{public_name(source)}: {split} is not a split of this upstream (it has none of its own)")
         if not split and splits:
             named = [name for name in splits if name in Path(path).name]
             if len(named) != 1:
@@ -263,7 +266,7 @@ def _upstream_commit(repo: str, revision: str) -> str:
 
 
 def _write_configs(configs: list[str], data_files, options: dict, partial: Path,
-                   shard_size: str = "128MB") -> tuple[dict, list[SplitStats], UltraFeedbackKTOConfig]:  # fmt: skip
+                   shard_size: str = SHARD_SIZE) -> tuple[dict, list[SplitStats], UltraFeedbackKTOConfig]:  # fmt: skip
     """Build, write and describe the configs; return their infos, the splits' statistics and
     the builder's config (every option as it was applied).
 

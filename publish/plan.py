@@ -117,6 +117,12 @@ class Remote:
     files: dict[str, RemoteFile] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)  # what a dry run would also create
 
+    @classmethod
+    def to_create(cls, args: PushArguments) -> Remote:
+        """What a dry run sees of a repo that does not exist yet."""
+        visibility = "private" if args.private else "public"
+        return cls(exists=False, notes=[f"repository {args.repo_id} does not exist: it would be created ({visibility})"])
+
 
 @dataclass
 class Plan:

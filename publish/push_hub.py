@@ -23,7 +23,7 @@ from contextlib import contextmanager
 from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi, constants, get_token
 from huggingface_hub.errors import HfHubHTTPError, HFValidationError, RepositoryNotFoundError, RevisionNotFoundError
 
-from publish.errors import PublishError, one_line
+from publish.errors import PublishError, one_line, without_url_queries
 from publish.plan import Plan, PushArguments, Remote, RemoteFile
 
 try:  # the HTTP client huggingface_hub 2.x is built on; its connection errors are not HfHubHTTPError
@@ -34,8 +34,6 @@ except ImportError:  # pragma: no cover - older huggingface_hub releases used ht
 REPO_TYPE = "dataset"
 NO_TOKEN = "no Hugging Face token: set HF_TOKEN or run `hf auth login`"
 RUN_AGAIN = "nothing was committed; run push again"
-#: A URL's query: an LFS upload URL's holds its signature, a secret for as long as it is valid.
-_QUERY = re.compile(r"\?[^\s'\"]*")
 
 
 class _WithoutQueries(logging.Filter):
@@ -43,7 +41,7 @@ class _WithoutQueries(logging.Filter):
     shown without URL queries."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        record.msg, record.args = _QUERY.sub("", record.getMessage()), ()
+        record.msg, record.args = without_url_queries(record.getMessage()), ()
         return True
 
 
@@ -91,8 +89,7 @@ class HubRepo:
         except RepositoryNotFoundError:
             if not args.dry_run:
                 raise
-            visibility = "private" if args.private else "public"
-            return Remote(exists=False, notes=[f"repository {args.repo_id} does not exist: it would be created ({visibility})"])
+            return Remote.to_create(args)
         except RevisionNotFoundError:
             if not args.branch:
                 raise
@@ -176,17 +173,13 @@ def _hub_errors(repo_id: str, token: str) -> Iterator[None]:
         message = (f"could not reach the Hugging Face Hub at {constants.ENDPOINT} for {repo_id} ({one_line(error)}): "
                    "check the network (or HF_ENDPOINT) and run push again")  # fmt: skip
     except RuntimeError as error:
-        # huggingface_hub wraps a failed LFS upload (after its retries) in a RuntimeError; its
-        # cause's text may hold the signed upload URL: an HTTP error is told by its status, any
-        # other without the query strings of the URLs it names.
+        # huggingface_hub wraps a failed LFS upload (after its retries) in a RuntimeError; an
+        # HTTP error is told by its status (its text names the signed upload URL).
         upload = re.fullmatch(r"Error while uploading '(.+)' to the Hub\.", str(error))
         if upload is None:
             raise
         cause = error.__cause__
-        if isinstance(cause, HfHubHTTPError):
-            reason = f"the Hub answered {_status(cause)}"
-        else:
-            reason = f"{type(cause).__name__}: " + _QUERY.sub("", one_line(cause))
+        reason = f"the Hub answered {_status(cause)}" if isinstance(cause, HfHubHTTPError) else one_line(cause)
         message = f"could not upload {upload[1]} to {repo_id} ({reason}): {RUN_AGAIN}"
     else:
         return

@@ -22,18 +22,17 @@ import logging
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import PurePosixPath
 from typing import Any
 
 from publish.errors import PublishError, one_line
-from publish.plan import Plan, PushArguments, Remote, RemoteFile
+from publish.plan import LocalFile, Plan, PushArguments, Remote, RemoteFile
 
 REPO_TYPE = "dataset"
 REVISION = "master"  # ModelScope's one branch (not "main")
 VISIBILITY = {True: 1, False: 5}  # modelscope_hub.constants.Visibility: 1 private, 5 public
 TOKEN_VARIABLE = "MODELSCOPE_API_TOKEN"
 NOT_INSTALLED = "ModelScope support needs the modelscope package: pip install modelscope"
-#: What the SDK stores with git-LFS: these suffixes and any file over 64 KiB.
-LFS_SUFFIXES, LFS_SIZE = (".parquet", ".jsonl", ".arrow"), 64 * 1024
 
 
 @contextmanager
@@ -82,8 +81,7 @@ class ModelScopeRepo:
         except self.errors.NotExistError:
             if not args.dry_run:
                 raise
-            visibility = "private" if args.private else "public"
-            return Remote(exists=False, notes=[f"repository {args.repo_id} does not exist: it would be created ({visibility})"])
+            return Remote.to_create(args)
         files = {info.path: RemoteFile(info.path, sha256=info.sha256) for info in listed if info.type != "tree"}
         return Remote(exists=True, head=REVISION, files=files)
 
@@ -104,15 +102,15 @@ class ModelScopeRepo:
 
     def commit(self, plan: Plan, remote: Remote) -> str:
         legacy, repo_id = self.api.legacy, self.args.repo_id
-        lfs = [f for f in plan.uploads if f.path.endswith(LFS_SUFFIXES) or f.size > LFS_SIZE]
-        missing = legacy.validate_blobs(repo_id, REPO_TYPE, [{"oid": f.sha256, "size": f.size} for f in lfs])
+        lfs = [f for f in plan.uploads if _stored_with_lfs(f)]
+        missing = legacy.validate_blobs(repo_id, REPO_TYPE, [{"oid": f.sha256, "size": f.size} for f in lfs]) if lfs else {}
         for file in lfs:
             if missing.get(file.sha256):
                 with file.source.open("rb") as data:
                     legacy.upload_blob(missing[file.sha256], data, file.size)
         actions = [
             {"action": "create", "path": f.path, "type": "lfs", "size": f.size, "sha256": f.sha256}
-            if f in lfs
+            if _stored_with_lfs(f)
             else {"action": "create", "path": f.path, "type": "normal", "size": f.size, "sha256": "",
                   "content": base64.b64encode(f.source.read_bytes()).decode(), "encoding": "base64"}  # fmt: skip
             for f in plan.uploads
@@ -131,6 +129,17 @@ class ModelScopeRepo:
         print(f"tagged {revision} as {self.args.tag}")
 
 
+def _stored_with_lfs(file: LocalFile) -> bool:
+    """The SDK's own rule (``modelscope_hub._upload._is_lfs``), from its public constants: files
+    the hub reads itself (the card) stay inline; large files and data suffixes go to git-LFS."""
+    from modelscope_hub import constants
+
+    if PurePosixPath(file.path).name.upper() in constants.UPLOAD_INLINE_METADATA_PATHS:
+        return False
+    return (file.size > constants.UPLOAD_LFS_FORCE_THRESHOLD_BYTES
+            or PurePosixPath(file.path).suffix.lower() in constants.DATASET_LFS_SUFFIX)  # fmt: skip
+
+
 @contextmanager
 def _modelscope_errors(repo_id: str, token: str, errors: Any) -> Iterator[None]:
     """Turn the SDK's exceptions into one-line `PublishError` s that say what to do (token scrubbed)."""
@@ -147,8 +156,6 @@ def _modelscope_errors(repo_id: str, token: str, errors: Any) -> Iterator[None]:
                        f"owns {repo_id.split('/')[0]} ({reason})")  # fmt: skip
         elif isinstance(error, errors.NotExistError):
             message = f"ModelScope dataset {repo_id} was not found, or the token may not see it: check --repo-id ({reason})"
-        elif isinstance(error, errors.AlreadyExistsError):  # the tag, created meanwhile
-            message = f"ModelScope says it already exists in {repo_id} ({reason}): choose another --tag"
         elif isinstance(error, (errors.NetworkError, OSError)):
             message = f"could not reach ModelScope for {repo_id}: {reason}; run push again"
         elif isinstance(error, errors.HubError):  # the commit is all or nothing

@@ -54,6 +54,8 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 FAKE_TOKEN = "ms-localFakeToken-0123456789abcdefABCDEF"
+#: Blob upload URLs are presigned, as ModelScope's are: the signature is a secret a push never shows.
+BLOB_SIGNATURE = "blob-signature-never-shown"
 DEFAULT_BRANCH = "master"
 GITATTRIBUTES = b"*.parquet filter=lfs diff=lfs merge=lfs -text\n*.arrow filter=lfs diff=lfs merge=lfs -text\n"
 ALREADY_EXISTS_CODE = 10020101001  # modelscope_hub.errors: "China site: dataset already exists"
@@ -96,6 +98,7 @@ class LocalModelScope:
         self.requests: list[tuple[str, str]] = []
         self.unknown_requests: list[tuple[str, str]] = []
         self.token_leaks: list[tuple[str, str]] = []
+        self.upload_endpoint: str | None = None  # where blob upload URLs point (None: this server)
         self._server: ThreadingHTTPServer | None = None
 
     # ---- lifecycle ---------------------------------------------------------------------
@@ -419,7 +422,8 @@ def _lfs_batch(state: LocalModelScope, request: _Handler, query: dict, body: byt
         oid, size = obj["oid"], int(obj["size"])
         answer: dict[str, Any] = {"oid": oid, "size": size}
         if oid not in state._blobs:
-            href = f"{request.server_state.endpoint}/__blobs/{oid}?size={size}"
+            base = state.upload_endpoint or state.endpoint
+            href = f"{base}/__blobs/{oid}?size={size}&X-Amz-Signature={BLOB_SIGNATURE}"
             answer["actions"] = {"upload": {"href": href}}
         objects.append(answer)
     return _Raw(json.dumps({"transfer": "basic", "objects": objects}).encode())

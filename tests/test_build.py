@@ -266,3 +266,14 @@ def test_each_upstream_builds_verifies_and_loads(tmp_path, upstream):
             shards = sorted((out / folder).glob(f"{split}-*.parquet"))
             assert dataset.to_list() == [row for shard in shards for row in pq.read_table(shard).to_pylist()]
             assert list(datasets.load_dataset(str(out), config, split=split, streaming=True)) == dataset.to_list()
+
+
+@pytest.mark.parametrize("upstream", ["argilla-cleaned", "h4-binarized"])
+def test_a_refused_source_is_named_without_its_credentials(tmp_path, capsys, upstream):
+    # argilla-cleaned has no split of that name; h4-binarized cannot tell which split the file is.
+    signed = "https://user:hf_secret@files.example.com/up/x.parquet?X-Amz-Signature=abc"
+    source = f"train_prefs={signed}" if upstream == "argilla-cleaned" else signed
+    assert main(["build", "--upstream", upstream, "--source", source, "--out", str(tmp_path / "out")]) == 1
+    line = capsys.readouterr().err.strip()
+    assert line.startswith("error: ") and "files.example.com/up/x.parquet" in line
+    assert "hf_secret" not in line and "abc" not in line

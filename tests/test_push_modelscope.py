@@ -22,7 +22,7 @@ pytest.importorskip(
 
 from publish.__main__ import main  # noqa: E402
 from tests.conftest import PROJECT, files_of, published  # noqa: E402
-from tests.modelscope_server import FAKE_TOKEN, OPERATIONS, LocalModelScope  # noqa: E402
+from tests.modelscope_server import BLOB_SIGNATURE, FAKE_TOKEN, OPERATIONS, LocalModelScope  # noqa: E402
 
 BUILD_OPTIONS = ["--sample", "--max-pairs", "200"]
 NO_TOKEN = "error: no ModelScope token: set MODELSCOPE_API_TOKEN (an SDK token of your ModelScope account)"
@@ -186,7 +186,7 @@ def test_a_changed_build_replaces_the_data_and_deletes_stale_shards(server, buil
         assert f"delete {path}" in done.stdout
     assert "change README.md (" in done.stdout
     pushed = server.commit_log(repo)[: -seeded]
-    assert pushed and all(message.startswith(("Reshuffle with seed 7", "Delete ")) for _, message in pushed)
+    assert [message for _, message in pushed] == ["Reshuffle with seed 7"]  # one commit: additions and deletions
 
 
 # --------------------------------------------------------------------------------------
@@ -280,6 +280,24 @@ def test_a_push_failing_part_way_changes_nothing_and_push_again_completes(
     now = remote(fresh_server, repo)
     assert now == before, {path: "new" if published(builds["other"], repo).get(path) == data else "old" for path, data in now.items()}
     fresh_server.fail(operation, None)
+    assert push(fresh_server, tmp_path / "again", builds["other"], repo).returncode == 0
+    assert remote(fresh_server, repo) == published(builds["other"], repo)
+
+
+def test_an_unreachable_upload_url_is_one_line_without_its_signature_and_push_again_completes(
+    fresh_server, builds, tmp_path
+):
+    repo = "local-org/upload-unreachable"
+    fresh_server.seed(repo, published(builds["sharded"]))
+    before = remote(fresh_server, repo)
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        fresh_server.upload_endpoint = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    done = push(fresh_server, tmp_path / "failing", builds["other"], repo)
+    assert "could not reach ModelScope" in one_error_line(done)
+    assert BLOB_SIGNATURE not in done.stdout + done.stderr  # the presigned upload URL is never shown
+    assert remote(fresh_server, repo) == before
+    fresh_server.upload_endpoint = None
     assert push(fresh_server, tmp_path / "again", builds["other"], repo).returncode == 0
     assert remote(fresh_server, repo) == published(builds["other"], repo)
 
