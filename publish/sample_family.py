@@ -76,8 +76,7 @@ completion lengths come from the longer-than-average calibration rows of
 ``publish/sample.py``.
 
 The shipped samples are made by the command (``tests/test_sample_family.py`` checks that
-they are its output, and that each seed is the first from 1 whose sample has every
-trait; zstd keeps each file under 0.8 MB)::
+they are its output and that each has every trait; zstd keeps each file under 0.8 MB)::
 
     python -m publish.sample --upstream openbmb --rows 300 --seed 1 --compression zstd:19 \
         --out publish/samples/openbmb-sample.parquet
