@@ -41,6 +41,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
+from tests.network_guard import blocked, guard
+
 LFS_SIGNATURE = "lfs-signature-never-shown"
 FAKE_TOKEN = "hf_localhubFakeToken0123456789abcdefABCDEF"
 FAKE_USER = "local-user"
@@ -266,14 +268,12 @@ class LocalHub:
         return FAKE_TOKEN
 
     # ---- client environment ----------------------------------------------------------
-    def client_env(self, tmp_path: str | os.PathLike, *, network_guard: bool = True) -> dict[str, str]:
+    def client_env(self, tmp_path: str | os.PathLike) -> dict[str, str]:
         """os.environ plus what a client subprocess needs to talk only to this hub.
 
         Fresh HF_HOME / HF_HUB_CACHE / HF_DATASETS_CACHE under ``tmp_path``; offline
-        switches, proxies and stray token/cache variables are removed.  With
-        ``network_guard`` a ``sitecustomize`` on PYTHONPATH makes every connection or
-        name lookup to a host other than 127.0.0.1/localhost fail and be written to
-        :meth:`blocked_connections`.
+        switches, proxies and stray token/cache variables are removed; and the network guard
+        (``tests/network_guard.py``), whose refusals :meth:`blocked_connections` lists.
         """
         base = Path(tmp_path) / "localhub-client"
         home = base / "hf_home"
@@ -307,19 +307,12 @@ class LocalHub:
                 "no_proxy": "127.0.0.1,localhost",
             }
         )
-        if network_guard:
-            guard_dir = base / "guard"
-            guard_dir.mkdir(parents=True, exist_ok=True)
-            (guard_dir / "sitecustomize.py").write_text(_GUARD_SOURCE)
-            env["LOCALHUB_GUARD_LOG"] = str(base / "blocked-connections.log")
-            env["PYTHONPATH"] = os.pathsep.join(p for p in (str(guard_dir), env.get("PYTHONPATH")) if p)
-        return env
+        return guard(env, base)
 
     @staticmethod
     def blocked_connections(tmp_path: str | os.PathLike) -> list[str]:
         """Hosts the network guard of ``client_env(tmp_path)`` refused (empty if none)."""
-        log = Path(tmp_path) / "localhub-client" / "blocked-connections.log"
-        return log.read_text().splitlines() if log.exists() else []
+        return blocked(Path(tmp_path) / "localhub-client")
 
     # ---- test helpers ----------------------------------------------------------------
     def create_repo(
@@ -1199,61 +1192,3 @@ def _parse_range(header: str, size: int) -> tuple[int, int] | None:
     if start >= size or end < start:
         return None
     return start, end
-
-
-# --------------------------------------------------------------------------------------
-# Network guard for client subprocesses (written as sitecustomize.py by client_env)
-# --------------------------------------------------------------------------------------
-_GUARD_SOURCE = '''\
-"""LocalHub network guard: only loopback connections are allowed in this process."""
-import os
-import socket
-
-_LOG = os.environ.get("LOCALHUB_GUARD_LOG")
-_ALLOWED = {"127.0.0.1", "localhost", "::1", "localhost.localdomain", "", None}
-
-
-def _blocked(host):
-    if _LOG:
-        with open(_LOG, "a") as fh:
-            fh.write(f"{host}\\n")
-    return OSError(f"LocalHub network guard: connection to {host!r} is not allowed")
-
-
-def _check(host):
-    if isinstance(host, bytes):
-        host = host.decode()
-    if host in _ALLOWED or (isinstance(host, str) and host.startswith("127.")):
-        return
-    raise _blocked(host)
-
-
-_orig_getaddrinfo = socket.getaddrinfo
-_orig_connect = socket.socket.connect
-_orig_connect_ex = socket.socket.connect_ex
-
-
-def getaddrinfo(host, *args, **kwargs):
-    _check(host)
-    return _orig_getaddrinfo(host, *args, **kwargs)
-
-
-def _address_host(sock, address):
-    if sock.family in (socket.AF_INET, socket.AF_INET6) and isinstance(address, tuple):
-        _check(address[0])
-
-
-def connect(self, address):
-    _address_host(self, address)
-    return _orig_connect(self, address)
-
-
-def connect_ex(self, address):
-    _address_host(self, address)
-    return _orig_connect_ex(self, address)
-
-
-socket.getaddrinfo = getaddrinfo
-socket.socket.connect = connect
-socket.socket.connect_ex = connect_ex
-'''

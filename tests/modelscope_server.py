@@ -53,6 +53,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from tests.network_guard import blocked, guard
+
 FAKE_TOKEN = "ms-localFakeToken-0123456789abcdefABCDEF"
 #: Blob upload URLs are presigned, as ModelScope's are: the signature is a secret a push never shows.
 BLOB_SIGNATURE = "blob-signature-never-shown"
@@ -125,13 +127,10 @@ class LocalModelScope:
         A fresh HOME, MODELSCOPE_HOME and MODELSCOPE_CACHE under ``tmp_path``; the token;
         failures that surface at once (one attempt per commit and per blob, no wait after the
         last one, one transport retry, no recovery rounds, which wait seconds between files);
-        no proxies and no other MODELSCOPE_* setting; and a ``sitecustomize`` that refuses any
-        connection to a host other than 127.0.0.1 and writes it to ``blocked_connections``.
+        no proxies and no other MODELSCOPE_* setting; and the network guard
+        (``tests/network_guard.py``), whose refusals ``blocked_connections`` lists.
         """
         base = Path(tmp_path)
-        guard = base / "guard"
-        guard.mkdir(parents=True, exist_ok=True)
-        (guard / "sitecustomize.py").write_text(_GUARD_SOURCE)
         env = {
             name: value
             for name, value in os.environ.items()
@@ -150,16 +149,12 @@ class LocalModelScope:
             MODELSCOPE_UPLOAD_RECOVERY_ENABLED="false",
             NO_PROXY="127.0.0.1,localhost",
             no_proxy="127.0.0.1,localhost",
-            LOCAL_MODELSCOPE_GUARD_LOG=str(base / "blocked-connections.log"),
-            PYTHONPATH=os.pathsep.join(p for p in (str(guard), os.environ.get("PYTHONPATH")) if p),
         )
-        env.update(overrides)
-        return env
+        return guard({**env, **overrides}, base)
 
     @staticmethod
     def blocked_connections(tmp_path: str | os.PathLike) -> list[str]:
-        log = Path(tmp_path) / "blocked-connections.log"
-        return log.read_text().splitlines() if log.exists() else []
+        return blocked(tmp_path)
 
     # ---- test helpers ------------------------------------------------------------------
     def fail(self, operation: str, status: int | None = 500, after: int = 0) -> None:
@@ -496,27 +491,3 @@ def _revisions(state: LocalModelScope, request: _Handler, query: dict, body: byt
         for kind, refs in (("Branches", repo.branches), ("Tags", repo.tags))
     }
     return {"RevisionMap": listed}
-
-
-# Written as sitecustomize.py by client_env: only loopback connections in the client.
-_GUARD_SOURCE = '''\
-import os, socket
-
-def _check(host):
-    host = host.decode() if isinstance(host, bytes) else host
-    if host in ("localhost", "::1", "", None) or str(host).startswith("127."):
-        return
-    with open(os.environ["LOCAL_MODELSCOPE_GUARD_LOG"], "a") as log:
-        log.write(f"{host}\\n")
-    raise OSError(f"LocalModelScope network guard: no connection to {host!r}")
-
-_getaddrinfo, _connect = socket.getaddrinfo, socket.socket.connect
-def getaddrinfo(host, *args, **kwargs):
-    _check(host)
-    return _getaddrinfo(host, *args, **kwargs)
-def connect(self, address):
-    if self.family in (socket.AF_INET, socket.AF_INET6):
-        _check(address[0])
-    return _connect(self, address)
-socket.getaddrinfo, socket.socket.connect = getaddrinfo, connect
-'''

@@ -447,7 +447,7 @@ def test_network_guard_blocks_other_hosts(hub, tmp_path):
             socket.create_connection(("example.com", 443), timeout=1)
             blocked = False
         except OSError as err:
-            blocked = "LocalHub network guard" in str(err)
+            blocked = "network guard" in str(err)
         emit({"blocked": blocked})
     """)
     proc = subprocess.run(
