@@ -24,7 +24,9 @@ How huggingface_hub 2.4 retries (paths under ``site-packages/huggingface_hub/``)
 The backoff waits 23 seconds before giving up, so the tests in which the client retries
 replace the ``time`` module of ``huggingface_hub.utils._http`` by one whose ``sleep`` writes
 each wait down instead of waiting (`NO_BACKOFF_WAIT`): the retries are the client's own,
-only the waiting is skipped, and the waits are checked.
+only the waiting is skipped. The tests check that the client retried and that every retry's
+wait was skipped (so the patch took hold), not how many tries or seconds huggingface_hub
+chooses: those are its policy, and may change.
 
 What should be published is derived from the built folder (its non-hidden files), never
 listed here: the folder's layout may change.
@@ -60,9 +62,6 @@ class _NoWait:
             log.write(f"{{seconds}}\\n")
 _http.time = _NoWait()
 """
-
-# The waits of huggingface_hub 2.4's http_backoff before each of its 5 retries (1 s doubling, at most 8 s).
-ALL_RETRIES = [1.0, 2.0, 4.0, 8.0, 8.0]
 
 # What huggingface_hub's logger writes to stderr while it retries (its warnings, not errors).
 RETRY_NOTICE = re.compile(r"^(HTTP Error \d+ thrown while requesting |'.*' thrown while requesting |Retrying in )")
@@ -151,6 +150,14 @@ def largest_lfs_upload(folder: Path) -> str:
 def waits(env_dir: Path) -> list[float]:
     log = env_dir / "backoff-waits"
     return [float(line) for line in log.read_text().split()] if log.exists() else []
+
+
+def retried(hub: LocalHub, env_dir: Path, done: subprocess.CompletedProcess) -> bool:
+    """Whether the client tried the failing request again after waiting (the wait skipped),
+    and said so on stderr."""
+    tries = len(hub.fault_log) + int(done.returncode == 0)  # the last try went through
+    notices = any(RETRY_NOTICE.match(line) for line in done.stderr.splitlines())
+    return tries > 1 and len(waits(env_dir)) == tries - 1 and notices
 
 
 def no_wait(env_dir: Path) -> str:
@@ -269,9 +276,8 @@ def test_a_connection_dropped_once_during_an_lfs_upload_is_retried_and_the_push_
     hub.inject_fault("PUT", upload, "drop", times=1)
 
     done = push_ok(hub, tmp_path / "1", builds["new"], repo, patch=no_wait(tmp_path / "1"))
-    assert len(hub.fault_log) == 1
+    assert len(hub.fault_log) == 1 and retried(hub, tmp_path / "1", done)
     assert len(hub.requests_matching(upload, "PUT")) == 2  # dropped, then sent again whole
-    assert waits(tmp_path / "1") == [1.0] and "Retrying in 1s [Retry 1/5]." in done.stderr
     assert "error:" not in done.stderr
     assert remote(hub, repo) == published(builds["new"], repo)  # byte for byte: the retried upload is intact
     assert hub.commit_log(repo)[1:] == before[1] and len(commit_posts(hub, repo)) == 1
@@ -282,14 +288,14 @@ def test_a_connection_dropped_once_during_an_lfs_upload_is_retried_and_the_push_
 
 
 @pytest.mark.parametrize(
-    ("fault", "times", "tries", "expected_waits"),
-    [("drop", None, 6, ALL_RETRIES), (403, 1, 1, [])],
+    ("fault", "times", "retries"),
+    [("drop", None, True), (403, 1, False)],
     ids=["dropped-on-every-try", "refused-403"],
 )
 def test_an_lfs_upload_that_keeps_failing_stops_the_push_publishes_nothing_and_push_again_completes(
-    hub, builds, tmp_path, fault, times, tries, expected_waits
+    hub, builds, tmp_path, fault, times, retries
 ):
-    # A dropped connection is retried 5 times (6 tries, waits 1, 2, 4, 8, 8 s) and then raised;
+    # A dropped connection is retried (huggingface_hub 2.4: 5 times, waiting 1, 2, 4, 8, 8 s) and then raised;
     # a 403 (e.g. an expired upload URL) is not a retried status: it is raised at once. Either
     # way create_commit stops before the commit: nothing is published. (How the push reports
     # it is the next test.)
@@ -301,7 +307,8 @@ def test_an_lfs_upload_that_keeps_failing_stops_the_push_publishes_nothing_and_p
 
     done = attempt(hub, tmp_path / "1", builds["new"], repo, patch=no_wait(tmp_path / "1"))
     assert done.returncode == 1, done.stderr[-3000:]
-    assert len(hub.fault_log) == tries and waits(tmp_path / "1") == expected_waits
+    assert retried(hub, tmp_path / "1", done) == retries
+    assert retries or (len(hub.fault_log) == 1 and waits(tmp_path / "1") == [])
     assert commit_posts(hub, repo) == []  # the commit is never sent when an upload failed
     assert state(hub, repo) == before
 
@@ -328,7 +335,7 @@ def test_a_500_once_on_preupload_is_retried_and_the_push_succeeds(hub, builds, t
 
     done = push_ok(hub, tmp_path, builds["new"], repo, patch=no_wait(tmp_path))
     assert len(hub.fault_log) == 1 and len(hub.requests_matching(PREUPLOAD, "POST")) == 2
-    assert waits(tmp_path) == [1.0] and "Retrying in 1s [Retry 1/5]." in done.stderr
+    assert retried(hub, tmp_path, done)
     assert "error:" not in done.stderr
     assert remote(hub, repo) == published(builds["new"], repo)
     assert len(commit_posts(hub, repo)) == 1
@@ -346,6 +353,6 @@ def test_a_500_on_every_try_before_the_uploads_fails_in_one_line_after_the_retri
     done = attempt(hub, tmp_path, builds["new"], repo, patch=no_wait(tmp_path))
     line = the_error_line(done)
     assert line.startswith(f"error: the Hugging Face Hub answered 500 for {repo}: LocalHub injected fault: 500")
-    assert len(hub.fault_log) == 6 and waits(tmp_path) == ALL_RETRIES  # 1 try + 5 retries
+    assert retried(hub, tmp_path, done)  # the line comes after the client's own retries
     assert hub.requests_matching(r"^/__lfs/") == [] and commit_posts(hub, repo) == []
     assert state(hub, repo) == before
