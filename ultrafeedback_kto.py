@@ -718,6 +718,7 @@ _BATCH_ROWS = 1_000
 _JSON_SUFFIXES = (".jsonl", ".json", ".ndjson")
 NOT_AN_OBJECT = Reason("not a JSON object")
 WRONG_TYPE = Reason("a value of the wrong type")
+NOT_UNICODE = Reason("text that is not valid Unicode (a lone surrogate)")
 
 
 def shown_name(name: str) -> str:
@@ -791,6 +792,9 @@ def inspect_source(name: str, path: str, schema: pa.Schema) -> int:
             if file_format == "parquet":
                 metadata = pq.ParquetFile(f, pre_buffer=False).metadata
                 rows, found = metadata.num_rows, metadata.schema.to_arrow_schema()
+                twice = [c for c in schema.names if len(found.get_all_field_indices(c)) > 1]
+                if twice:
+                    raise UpstreamError(f"{name}: more than one column named {twice[0]!r}")
                 # Per column: None when it fits, else what it is.
                 columns = {c.name: None if _fits(found.field(c.name).type, c.type) else _describe(found.field(c.name).type)
                            for c in schema if c.name in found.names}  # fmt: skip
@@ -806,6 +810,8 @@ def inspect_source(name: str, path: str, schema: pa.Schema) -> int:
                            for c in schema if first and c.name in first}  # fmt: skip
     except FileNotFoundError:
         raise UpstreamError(f"{name}: file not found") from None
+    except UnicodeDecodeError:
+        raise _not_utf8(name, path) from None
     except (pa.ArrowException, OSError) as error:
         raise UpstreamError(f"{name}: unreadable {file_format} file ({_one_line(error)})") from None
     if rows == 0:
@@ -823,20 +829,34 @@ def inspect_source(name: str, path: str, schema: pa.Schema) -> int:
 def _json_object(line: bytes) -> dict | None:
     try:
         row = json.loads(line)
+    except UnicodeDecodeError:
+        raise  # the file's encoding, not this row, is wrong (`_not_utf8`)
     except ValueError:
         return None
     return row if isinstance(row, dict) else None
+
+
+def _not_utf8(name: str, path: str) -> UpstreamError:
+    """The error for a JSON Lines file that is not UTF-8 (Latin-1, say), naming its first such line."""
+    with open(path, "rb") as f:
+        for number, line in enumerate(f, 1):
+            try:
+                line.decode("utf-8", "surrogatepass")  # as json.loads decodes
+            except UnicodeDecodeError:
+                return UpstreamError(f"{name} line {number}: not UTF-8 text, as JSON Lines must be")
+    return UpstreamError(f"{name}: not UTF-8 text, as JSON Lines must be")
 
 
 def _one_line(error: BaseException) -> str:
     return " ".join(str(error).split()) or type(error).__name__
 
 
-def read_batches(name: str, path: str, schema: pa.Schema, unit: str) -> Iterator[tuple[pa.Table, list]]:
+def read_batches(name: str, path: str, schema: pa.Schema, unit: str, blanks: list[int]) -> Iterator[tuple]:
     """An upstream file's rows in batches, in file order, with the upstream's ``schema``, and
     for each batch the ``(row, reason)`` of rows that could not be read as that schema
-    (JSON Lines only: a line that is not a JSON object, a value of the wrong type; such a
-    row is all nulls in the table; ``unit`` is what a row is, in words)."""
+    (JSON Lines only: a line that is not a JSON object, a value of the wrong type, text that
+    is not Unicode; such a row is all nulls in the table; ``unit`` is what a row is, in
+    words). A blank line is no row: ``blanks`` gets the number of rows above each."""
     file_format = _file_format(name)
     try:
         with open(path, "rb") as f:
@@ -847,9 +867,13 @@ def read_batches(name: str, path: str, schema: pa.Schema, unit: str) -> Iterator
                 for batch in parquet.iter_batches(batch_size=_BATCH_ROWS, columns=schema.names, use_threads=False):
                     yield pa.Table.from_batches([batch]).cast(schema), []
                 return
-            lines = (line for line in f if line.strip())
+            # A blank line is no row: the rows above it (lines less blank lines) go to ``blanks``,
+            # whose ``append`` gives None, which skips it.
+            lines = (line for number, line in enumerate(f) if line.strip() or blanks.append(number - len(blanks)))
             while batch := [line for _, line in zip(range(_BATCH_ROWS), lines, strict=False)]:
                 yield _json_rows(batch, schema, unit)
+    except UnicodeDecodeError:
+        raise _not_utf8(name, path) from None
     except (pa.ArrowException, OSError) as error:
         raise UpstreamError(f"{name}: unreadable {file_format} file ({_one_line(error)})") from None
 
@@ -862,6 +886,15 @@ def _json_rows(lines: list[bytes], schema: pa.Schema, unit: str) -> tuple[pa.Tab
             unread.append((index, dataclasses.replace(NOT_AN_OBJECT if row is None else WRONG_TYPE, unit=unit)))
             row = {}
         rows.append(row)
+    try:
+        return pa.Table.from_pylist(rows, schema=schema), unread
+    except UnicodeEncodeError:  # a lone surrogate ("\ud800", as scraped text has) is no UTF-8: rare, found row by row
+        for index, row in enumerate(rows):
+            try:
+                pa.Table.from_pylist([row], schema=schema)
+            except UnicodeEncodeError:
+                unread.append((index, dataclasses.replace(NOT_UNICODE, unit=unit)))
+                rows[index] = {}
     return pa.Table.from_pylist(rows, schema=schema), unread
 
 
@@ -1122,9 +1155,9 @@ class UltraFeedbackKTO(datasets.ArrowBasedBuilder):
         in_test = pc.unique(spill.keys("test").column("prompt_key")) if upstream.splits else None
         for split, count in windows.items():
             keys = spill.keys(split)
-            orders = self._orders(split, keys, _keep(keys, reports[split], place, in_test if split == "train" else None),
-                                  count)  # fmt: skip
+            kept = _keep(keys, reports[split], place, in_test if split == "train" else None)
             reports[split].log(config.on_bad_rows)
+            orders = self._orders(split, keys, kept, count)
             written = [window for window in range(count) if len(orders[window])]
             if written:
                 generators.append(datasets.SplitGenerator(name=split, gen_kwargs={
@@ -1145,14 +1178,24 @@ class UltraFeedbackKTO(datasets.ArrowBasedBuilder):
         row (by its number) in messages."""
         config, upstream = self.config, UPSTREAMS[self.config.upstream]
         reports = {split: SplitReport(split) for split in spill.windows}
-        files: list[tuple[int, str]] = []  # (upstream row, file) of each file's first row
+        files: list[tuple[int, str, list[int]]] = []  # each file's first upstream row, name, blank lines
         row, read = 0, Counter()  # upstream rows read in all, and of each upstream split
+
+        def place(upstream_row: int) -> str:
+            """An upstream row as messages name it: in JSON Lines the line an editor shows (from 1,
+            blank lines counted), in parquet the row as pyarrow and datasets count them (from 0)."""
+            first, name, blanks = files[bisect.bisect_right([start for start, _, _ in files], upstream_row) - 1]
+            in_file = upstream_row - first
+            if _file_format(name) == "parquet":
+                return f"{name} row {in_file}"
+            return f"{name} line {in_file + 1 + bisect.bisect_right(blanks, in_file)}"
+
         try:
             for upstream_split, name, path in sources:
                 if read[upstream_split] >= (config.max_pairs or math.inf):
                     continue
-                files.append((row, name))
-                for batch, unread in read_batches(name, path, upstream.schema, upstream.row):
+                files.append((row, name, []))
+                for batch, unread in read_batches(name, path, upstream.schema, upstream.row, files[-1][2]):
                     left = (config.max_pairs or math.inf) - read[upstream_split]
                     if left <= 0:
                         break
@@ -1163,7 +1206,7 @@ class UltraFeedbackKTO(datasets.ArrowBasedBuilder):
                         tests = pa.array([upstream.splits[upstream_split] == "test"] * len(batch), pa.bool_())
                     else:
                         tests = _is_test(batch.column(upstream.split_by), config.test_size)
-                    examples = self._convert_batch(batch, unread, tests, reports, name, row - files[-1][0])
+                    examples = self._convert_batch(batch, unread, tests, reports, place, row)
                     test = tests.take(examples.column("_row"))
                     examples = examples.set_column(examples.schema.get_field_index("_row"), "_row",
                                                    pc.add(examples.column("_row"), row))  # fmt: skip
@@ -1171,17 +1214,12 @@ class UltraFeedbackKTO(datasets.ArrowBasedBuilder):
                     row += len(batch)
         finally:
             spill.close()
-
-        def place(upstream_row: int) -> str:
-            first, name = files[bisect.bisect_right([start for start, _ in files], upstream_row) - 1]
-            return f"{name} row {upstream_row - first}"
-
         return reports, place
 
-    def _convert_batch(self, batch, unread, tests: pa.Array, reports: dict[str, SplitReport], name: str,
-                       first_row: int) -> pa.Table:  # fmt: skip
-        """The examples of a batch of file ``name`` that starts at its row ``first_row`` (``_row``:
-        the batch's rows); what it leaves out goes to the report of its split."""
+    def _convert_batch(self, batch, unread, tests: pa.Array, reports: dict[str, SplitReport],
+                       place: Callable[[int], str], first_row: int) -> pa.Table:  # fmt: skip
+        """The examples of a batch that starts at upstream row ``first_row`` (``_row``: the
+        batch's rows); what it leaves out goes to the report of its split, named by ``place``."""
         config, upstream = self.config, UPSTREAMS[self.config.upstream]
         in_split = ["test" if test else "train" for test in tests.to_pylist()]
         for split in set(in_split):
@@ -1196,10 +1234,10 @@ class UltraFeedbackKTO(datasets.ArrowBasedBuilder):
         converted = upstream.convert(batch if len(rows) == len(batch) else batch.take(rows), config)
         left_out += [(rows[index].as_py(), reason) for index, reason in converted.left_out]
         for index, reason in sorted(left_out, key=lambda item: item[0]):
-            row = first_row + index
             if reason.kind == "malformed" and config.on_bad_rows == "error":
-                raise BadRowError(f"{name}: row {row}: {reason} (on_bad_rows='error'; 'warn' or 'skip' leave such data out)")
-            reports[in_split[index]].add(reason, f"{name} row {row}")
+                raise BadRowError(f"{place(first_row + index)}: {reason} (on_bad_rows='error'; 'warn' or 'skip' leave "
+                                  "such data out)")
+            reports[in_split[index]].add(reason, place(first_row + index))
         examples = converted.examples
         return examples.set_column(examples.schema.get_field_index("_row"), "_row", rows.take(examples.column("_row")))
 

@@ -102,6 +102,26 @@ def test_column_of_the_wrong_type(tmp_path, pairs, suffix):
     assert str(path) in message and "column 'chosen' should be a list of {content, role} messages" in message
 
 
+def test_two_parquet_columns_of_one_name(tmp_path, pairs):
+    path = tmp_path / "twice.parquet"
+    twice = pa.Table.from_arrays([*pairs.columns, pairs.column("prompt")], [*pairs.column_names, "prompt"])
+    pq.write_table(twice, path)
+    assert failed_build(tmp_path, path) == f"{path}: more than one column named 'prompt'"
+
+
+@pytest.mark.parametrize("first_bad", [0, 3])
+def test_json_lines_not_in_utf8(tmp_path, pairs, first_bad):
+    rows = pairs.to_pylist()
+    for row in rows[first_bad:]:
+        row["prompt"] = row["chosen"][0]["content"] = row["rejected"][0]["content"] = row["prompt"] + " café"
+    path = tmp_path / "latin1.jsonl"
+    # Rows from first_bad on as a Latin-1 editor saves them; those before, in ASCII (\u escapes).
+    path.write_bytes(b"".join(json.dumps(row, ensure_ascii=number < first_bad).encode("latin-1", "replace") + b"\n"
+                              for number, row in enumerate(rows)))
+    message = failed_build(tmp_path, path)
+    assert message == f"{path} line {first_bad + 1}: not UTF-8 text, as JSON Lines must be"
+
+
 def test_unknown_file_type(tmp_path, pairs):
     path = tmp_path / "pairs.csv"
     path.write_text("prompt\nhi\n")
@@ -141,9 +161,9 @@ def test_warn_leaves_bad_pairs_out_and_reports_each_reason(tmp_path, pairs, capl
     assert built["train"].num_rows == 2 * (200 - len(bad))
     report = "\n".join(r.getMessage() for r in caplog.records if r.levelno == logging.WARNING)
     assert "Left out malformed upstream data of split 'train':" in report
-    assert f"empty or missing completion: 2 pair(s) (first at {path} row 7; {path} row 20)" in report
+    assert f"empty or missing completion: 2 pair(s) (first at {path} line 8; {path} line 21)" in report
     for row, reason in bad.items():
-        assert f"{reason}: " in report and f"{path} row {row}" in report
+        assert f"{reason}: " in report and f"{path} line {row + 1}" in report
 
 
 def test_skip_leaves_bad_pairs_out_silently(tmp_path, pairs, caplog):
@@ -157,7 +177,7 @@ def test_skip_leaves_bad_pairs_out_silently(tmp_path, pairs, caplog):
 def test_error_stops_at_the_first_bad_pair(tmp_path, pairs):
     path, _ = bad_rows_file(tmp_path, pairs)
     message = failed_build(tmp_path, path, test_size=0, on_bad_rows="error")
-    assert message.startswith(f"{path}: row 3: empty or missing prompt")
+    assert message.startswith(f"{path} line 4: empty or missing prompt")
 
 
 def test_bad_options_are_refused_clearly(tmp_path, pairs):
@@ -199,7 +219,7 @@ def test_error_names_the_first_bad_pair_whichever_split_it_is_in(tmp_path, pairs
     path = tmp_path / "bad.jsonl"
     write_as(pa.Table.from_pylist(rows), path)
     message = failed_build(tmp_path, path, test_size=0.2, on_bad_rows="error", order=order)
-    assert message.startswith(f"{path}: row {test_row}: empty or missing completion")
+    assert message.startswith(f"{path} line {test_row + 1}: empty or missing completion")
 
 
 def test_wrong_typed_json_values_are_bad_pairs(tmp_path, pairs, caplog):
@@ -218,4 +238,4 @@ def test_wrong_typed_json_values_are_bad_pairs(tmp_path, pairs, caplog):
     assert "not a JSON object: 1 pair(s)" in report
     assert "a value of the wrong type: 3 pair(s)" in report
     for row in (5, 6, 9):
-        assert f"{path} row {row}" in report
+        assert f"{path} line {row + 1}" in report

@@ -1,0 +1,80 @@
+"""Rows the builder cannot use, as a user meets them: text that is not Unicode follows
+on_bad_rows; every message names the line an editor shows in JSON Lines and the row in parquet."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import pyarrow as pa
+import pytest
+
+from publish.sample import generate_table
+from tests.conftest import build
+from tests.test_bad_input import failed_build, write_as
+
+SURROGATE = "text that is not valid Unicode (a lone surrogate)"
+
+
+def warnings_of(caplog) -> str:
+    return "\n".join(r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING)
+
+
+@pytest.fixture(scope="module")
+def pairs() -> pa.Table:
+    return generate_table(1_100, seed=5)
+
+
+def with_lone_surrogates(tmp_path, pairs):
+    """JSON Lines whose rows 5 (a ``\\ud800`` escape) and 1050 (the same character as raw
+    bytes, which json.loads also accepts) hold a lone surrogate, as scraped text does."""
+    lines = [json.dumps(row).encode() for row in pairs.to_pylist()]
+    lines[5] = lines[5].replace(b'"prompt": "', b'"prompt": "\\ud800', 1)
+    lines[1050] = lines[1050].replace(b'"role": "assistant"}]', b'"role": "assistant\xed\xa0\x80"}]', 1)
+    path = tmp_path / "scraped.jsonl"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    return path
+
+
+def test_a_lone_surrogate_is_a_malformed_row_left_out_with_a_warning(tmp_path, pairs, caplog):
+    path = with_lone_surrogates(tmp_path, pairs)
+    with caplog.at_level(logging.WARNING):
+        built = build(tmp_path / "cache", path, test_size=0)
+    assert built["train"].num_rows == 2 * (1_100 - 2)
+    assert f"{SURROGATE}: 2 pair(s) (first at {path} line 6; {path} line 1051)" in warnings_of(caplog)
+
+
+def test_a_lone_surrogate_is_left_out_silently_with_skip(tmp_path, pairs, caplog):
+    path = with_lone_surrogates(tmp_path, pairs)
+    with caplog.at_level(logging.WARNING):
+        built = build(tmp_path / "cache", path, test_size=0, on_bad_rows="skip")
+    assert built["train"].num_rows == 2 * (1_100 - 2)
+    assert SURROGATE not in warnings_of(caplog)
+
+
+def test_a_lone_surrogate_stops_the_build_with_error_naming_file_and_line(tmp_path, pairs):
+    path = with_lone_surrogates(tmp_path, pairs)
+    message = failed_build(tmp_path, path, test_size=0, on_bad_rows="error")
+    assert message.startswith(f"{path} line 6: {SURROGATE} (on_bad_rows='error'")
+
+
+def test_json_lines_messages_name_the_line_an_editor_shows_and_parquet_the_row(tmp_path, caplog):
+    rows = generate_table(60, seed=6).to_pylist()
+    rows[10]["prompt"] = ""
+    rows[20] = rows[19]  # a duplicate: left out by a rule over the whole split, also named by its line
+    jsonl = tmp_path / "spaced.jsonl"
+    # A blank first line, a blank line after every tenth row, and Windows line ends.
+    jsonl.write_text("\r\n" + "".join(json.dumps(row) + "\r\n" + "\r\n" * (i % 10 == 9) for i, row in enumerate(rows)))
+    parquet = tmp_path / "same.parquet"
+    write_as(pa.Table.from_pylist(rows, schema=generate_table(1).schema), parquet)
+    lines = jsonl.read_text().splitlines()
+    assert (lines[13 - 1], lines[24 - 1]) == (json.dumps(rows[10]), json.dumps(rows[20]))  # as an editor numbers them
+    message = failed_build(tmp_path / "jsonl", jsonl, test_size=0, on_bad_rows="error")
+    assert message.startswith(f"{jsonl} line 13: empty or missing prompt")
+    message = failed_build(tmp_path / "parquet", parquet, test_size=0, on_bad_rows="error")
+    assert message.startswith(f"{parquet} row 10: empty or missing prompt")  # from 0, as pyarrow and datasets count
+    with caplog.at_level(logging.INFO, logger="ultrafeedback_kto"):
+        build(tmp_path / "cache", jsonl, test_size=0)
+    log = "\n".join(r.getMessage() for r in caplog.records)
+    assert f"empty or missing prompt: 1 pair(s) (first at {jsonl} line 13)" in log
+    assert f"duplicate example: 2 example(s) (first at {jsonl} line 24)" in log
