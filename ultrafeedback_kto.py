@@ -343,7 +343,8 @@ def convert_pairs(pairs: pa.Table, config: UltraFeedbackKTOConfig) -> Converted:
     order: an empty prompt; for chosen, then rejected: an empty conversation, a malformed
     message, a last turn not by the assistant, an empty last turn; chosen and rejected
     differing before the last turn; a first turn that is not the user's ``prompt``; the same
-    completion on both sides; rejected rated above chosen; then the options' own reasons
+    completion on both sides; a rating outside the upstream's scale; rejected rated above
+    chosen; then the options' own reasons
     (`MISSING_RATING`, `SMALL_MARGIN`). The prompt is every turn before the last.
     """
     pairs = pairs.combine_chunks()
@@ -351,6 +352,9 @@ def convert_pairs(pairs: pa.Table, config: UltraFeedbackKTOConfig) -> Converted:
     prompt = _array(pairs.column("prompt"))
     ratings = {side: _without_nan(pairs.column(f"{side}-rating")) for side in ("chosen", "rejected")}
     rated = pc.and_(pc.is_valid(ratings["chosen"]), pc.is_valid(ratings["rejected"]))
+    low, high = UPSTREAMS[config.upstream].ratings
+    # Kleene logic: a rating off the scale is flagged even when the other one is missing.
+    off_scale = pc.or_kleene(*[pc.or_kleene(pc.less(r, low), pc.greater(r, high)) for r in ratings.values()])
     checks = [(pc.invert(_has_text(prompt)), EMPTY_PROMPT)]
     for side in (chosen, rejected):
         checks += [(side.empty, EMPTY_COMPLETION), (side.malformed, MALFORMED_MESSAGE),
@@ -360,6 +364,7 @@ def convert_pairs(pairs: pa.Table, config: UltraFeedbackKTOConfig) -> Converted:
         (chosen.differ_before_last(rejected), TURNS_DIFFER),
         (pc.or_(pc.not_equal(chosen.first_role, "user"), pc.not_equal(chosen.first_content, prompt)), PROMPT_MISMATCH),
         (pc.equal(chosen.last_content, rejected.last_content), SAME_COMPLETION),
+        (off_scale, Reason(f"rating outside the upstream's scale ({low:g} to {high:g})")),
         (pc.greater(ratings["rejected"], ratings["chosen"]), REJECTED_ABOVE_CHOSEN),
     ]
     if config.label_rule == "absolute" or config.min_rating_margin is not None:

@@ -1,5 +1,6 @@
-"""Rows the builder cannot use, as a user meets them: text that is not Unicode follows
-on_bad_rows; every message names the line an editor shows in JSON Lines and the row in parquet."""
+"""Rows the builder cannot use, as a user meets them: text that is not Unicode and ratings off
+the upstream's scale follow on_bad_rows; every message names the line an editor shows in JSON
+Lines and the row in parquet."""
 
 from __future__ import annotations
 
@@ -7,9 +8,11 @@ import json
 import logging
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from publish.sample import generate_table
+from publish.sample_family import generate_h4_tables
 from tests.conftest import build
 from tests.test_bad_input import failed_build, write_as
 
@@ -78,3 +81,35 @@ def test_json_lines_messages_name_the_line_an_editor_shows_and_parquet_the_row(t
     log = "\n".join(r.getMessage() for r in caplog.records)
     assert f"empty or missing prompt: 1 pair(s) (first at {jsonl} line 13)" in log
     assert f"duplicate example: 2 example(s) (first at {jsonl} line 24)" in log
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".parquet"])
+def test_a_rating_off_the_upstream_scale_is_a_malformed_row(tmp_path, suffix, caplog):
+    table = generate_table(200, seed=7)
+    rows = table.to_pylist()
+    rows[4]["chosen-rating"] = 99.0
+    rows[6]["rejected-rating"], rows[6]["chosen-rating"] = -1.0, None
+    rows[8]["chosen-rating"] = float("nan")  # missing, not off the scale: kept with the default label rule
+    path = tmp_path / f"ratings{suffix}"
+    write_as(pa.Table.from_pylist(rows, schema=table.schema), path)
+    first = (f"{path} line 5", f"{path} line 7") if suffix == ".jsonl" else (f"{path} row 4", f"{path} row 6")
+    with caplog.at_level(logging.WARNING):
+        built = build(tmp_path / "cache", path, test_size=0)
+    assert built["train"].num_rows == 2 * (200 - 2)
+    assert f"rating outside the upstream's scale (1 to 5): 2 pair(s) (first at {'; '.join(first)})" in caplog.text
+    message = failed_build(tmp_path / "error", path, test_size=0, on_bad_rows="error")
+    assert message.startswith(f"{first[0]}: rating outside the upstream's scale (1 to 5)")
+
+
+def test_h4_scores_off_its_1_to_10_scale_are_malformed(tmp_path, caplog):
+    tables = generate_h4_tables(100, 30, seed=3)  # scores up to 10: one pair off the scale, no other
+    rows = tables["train_prefs"].to_pylist()
+    rows[7]["score_chosen"] = 11.0
+    tables["train_prefs"] = pa.Table.from_pylist(rows, schema=tables["train_prefs"].schema)
+    files = {split: str(tmp_path / f"{split}.parquet") for split in tables}
+    for split, table in tables.items():
+        pq.write_table(table, files[split])
+    with caplog.at_level(logging.WARNING):
+        build(tmp_path / "cache", files, upstream="h4-binarized")
+    report = caplog.text
+    assert f"rating outside the upstream's scale (1 to 10): 1 pair(s) (first at {files['train_prefs']} row 7)" in report

@@ -14,6 +14,8 @@ from publish.sample import generate_table
 from tests.reference import Refused, pair_to_examples, prompt_id, render_prompt
 from ultrafeedback_kto import FEATURES, UPSTREAM_SCHEMA, UltraFeedbackKTOConfig, convert_pairs
 
+OFF_SCALE = kto.Reason("rating outside the upstream's scale (1 to 5)")
+
 
 def user(text):
     return {"content": text, "role": "user"}
@@ -114,7 +116,9 @@ def test_multi_turn_pair_keeps_every_turn_before_the_last():
         (lambda p: p["chosen"][0].update(role="system") or p["rejected"][0].update(role="system"), kto.PROMPT_MISMATCH),
         (lambda p: p.update(chosen=[assistant("7")], rejected=[assistant("8")]), kto.PROMPT_MISMATCH),
         (lambda p: p["rejected"][-1].update(content="7"), kto.SAME_COMPLETION),
-        (lambda p: p.update({"rejected-rating": 5.5}), kto.REJECTED_ABOVE_CHOSEN),
+        (lambda p: p.update({"chosen-rating": 3.0, "rejected-rating": 3.5}), kto.REJECTED_ABOVE_CHOSEN),
+        (lambda p: p.update({"rejected-rating": 5.5}), OFF_SCALE),
+        (lambda p: p.update({"chosen-rating": 0.0, "rejected-rating": None}), OFF_SCALE),
         (lambda p: p["chosen"].__setitem__(0, None), kto.MALFORMED_MESSAGE),
         (lambda p: p["rejected"][0].update(role=None), kto.MALFORMED_MESSAGE),
         (lambda p: p["chosen"][0].update(content=None) or p["rejected"][0].update(content=None), kto.MALFORMED_MESSAGE),
