@@ -1056,6 +1056,10 @@ class UltraFeedbackKTOConfig(datasets.BuilderConfig):
             raise ValueError(f"test_size={self.test_size!r}: expected a fraction in [0, 1)")
         if self.max_pairs is not None and self.max_pairs < 1:
             raise ValueError(f"max_pairs={self.max_pairs!r}: expected a positive number of rows")
+        low, high = upstream.ratings
+        if self.desirable_threshold is not None and not low <= self.desirable_threshold <= high:
+            raise ValueError(f"desirable_threshold={self.desirable_threshold!r}: expected a rating from {low:g} to "
+                             f"{high:g}, the scale of upstream={self.upstream!r}")
         if self.min_rating_margin is not None and self.min_rating_margin < 0:
             raise ValueError(f"min_rating_margin={self.min_rating_margin!r}: expected a non-negative rating gap")
         if self.shuffle_dir is not None and not os.path.isdir(self.shuffle_dir):
@@ -1162,6 +1166,14 @@ class UltraFeedbackKTO(datasets.ArrowBasedBuilder):
             keys = spill.keys(split)
             kept = _keep(keys, reports[split], place, in_test if split == "train" else None)
             reports[split].log(config.on_bad_rows)
+            labels = keys.column("label").filter(kept)
+            desirable = pc.sum(labels).as_py() or 0
+            if len(labels) and desirable in (0, len(labels)):  # (an empty split is left out below)
+                rule = ", desirable_threshold={:g} on the upstream's scale, {:g} to {:g}".format(
+                    config.desirable_threshold, *upstream.ratings) if config.label_rule == "absolute" else ""
+                raise UpstreamError(f"split {split!r} would hold one label only, which KTO cannot train on: {desirable} "
+                                    f"desirable and {len(labels) - desirable} undesirable examples "
+                                    f"(label_rule={config.label_rule!r}{rule})")
             orders = self._orders(split, keys, kept, count)
             written = [window for window in range(count) if len(orders[window])]
             if written:

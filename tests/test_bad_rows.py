@@ -1,11 +1,13 @@
 """Rows the builder cannot use, as a user meets them: text that is not Unicode and ratings off
 the upstream's scale follow on_bad_rows; every message names the line an editor shows in JSON
-Lines and the row in parquet."""
+Lines and the row in parquet; a threshold off the scale, or a split left with one label, is
+refused before any row is written."""
 
 from __future__ import annotations
 
 import json
 import logging
+import re
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -13,7 +15,7 @@ import pytest
 
 from publish.sample import generate_table
 from publish.sample_family import generate_h4_tables
-from tests.conftest import build
+from tests.conftest import build, make_builder
 from tests.test_bad_input import failed_build, write_as
 
 SURROGATE = "text that is not valid Unicode (a lone surrogate)"
@@ -113,3 +115,32 @@ def test_h4_scores_off_its_1_to_10_scale_are_malformed(tmp_path, caplog):
         build(tmp_path / "cache", files, upstream="h4-binarized")
     report = caplog.text
     assert f"rating outside the upstream's scale (1 to 10): 1 pair(s) (first at {files['train_prefs']} row 7)" in report
+
+
+OFF_SCALE_THRESHOLDS = [("argilla-cleaned", 8, "1 to 5"), ("openbmb", 0.5, "1 to 5"), ("h4-binarized", 11, "1 to 10")]
+
+
+@pytest.mark.parametrize(("upstream", "threshold", "scale"), OFF_SCALE_THRESHOLDS)
+def test_a_threshold_off_the_upstream_scale_is_refused_at_once(tmp_path, upstream, threshold, scale):
+    path = tmp_path / "ok.parquet"
+    pq.write_table(generate_table(10, seed=1), path)
+    with pytest.raises(ValueError) as refused:
+        make_builder(tmp_path / "cache", path, upstream=upstream, label_rule="absolute", desirable_threshold=threshold)
+    assert str(refused.value) == (f"desirable_threshold={threshold}: expected a rating from {scale}, "
+                                  f"the scale of upstream={upstream!r}")
+
+
+def test_h4_takes_a_threshold_on_its_own_scale(tmp_path):
+    path = tmp_path / "ok.parquet"
+    pq.write_table(generate_table(10, seed=1), path)
+    options = {"upstream": "h4-binarized", "label_rule": "absolute", "desirable_threshold": 8}
+    assert make_builder(tmp_path / "cache", {"train_prefs": str(path)}, **options).config.desirable_threshold == 8
+
+
+def test_a_split_with_one_label_is_refused_before_any_row_is_written(tmp_path):
+    path = tmp_path / "pairs.parquet"
+    pq.write_table(generate_table(200, seed=4), path)
+    message = failed_build(tmp_path, path, test_size=0, label_rule="absolute", desirable_threshold=1)
+    assert re.fullmatch(r"split 'train' would hold one label only, which KTO cannot train on: \d+ desirable and "
+                        r"0 undesirable examples \(label_rule='absolute', desirable_threshold=1 on the upstream's "
+                        r"scale, 1 to 5\)", message)
