@@ -2,19 +2,22 @@
 
 A thin layer: each command parses its arguments into the dataclass of the module that does
 the work, and turns a `PublishError` (or a failure of the builder) into one line on stderr
-and a non-zero exit, never a traceback.
+and a non-zero exit, never a traceback. Ctrl-C and SIGTERM (``timeout``, a scheduler,
+``docker stop``) stop it the same way, through the same cleanup.
 """
 
 from __future__ import annotations
 
 import argparse
 import shlex
+import signal
 import sys
 from pathlib import Path
 
-from publish import options
-from publish.build import SHARD_SIZE
 from publish.errors import PublishError, without_url_queries
+
+#: The signals that stop a command, and how its last line names them.
+STOPPED_BY = {signal.SIGINT: "interrupted", signal.SIGTERM: "interrupted (SIGTERM)"}
 
 
 def _prog() -> str:
@@ -23,21 +26,39 @@ def _prog() -> str:
 
 
 def _parser() -> argparse.ArgumentParser:
+    from publish import options
+    from publish.build import SHARD_SIZE
+
     parser = argparse.ArgumentParser(prog=_prog(), description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True, metavar="{build,verify,push}")
 
-    build = commands.add_parser("build", help="build the dataset folder: parquet shards and the card")
+    build = commands.add_parser(
+        "build",
+        help="build the dataset folder: parquet shards and the card",
+        description="Build the dataset folder: parquet shards, the card and LLaMA-Factory's dataset_info.json. "
+        "Refused in one line before any work: an --out holding files no build wrote, an invalid --repo-id or "
+        "--max-shard-size, a source that is missing, a folder or no split of the upstream, an option out of "
+        "range (a --desirable-threshold outside the upstream's rating scale); and before anything is written, "
+        "a split left with a single label (KTO needs both). Malformed rows (a rating outside the upstream's "
+        "scale, a lone surrogate in JSON Lines, ...) follow --on-bad-rows.",
+    )
     source = build.add_mutually_exclusive_group()
-    source.add_argument("--source", nargs="+", metavar="PATH_OR_URL",
-                        help="upstream parquet or JSON Lines files (SPLIT=PATH for h4-binarized's train_prefs, test_prefs)")
+    sources = (
+        "upstream parquet or JSON Lines files, globs or http(s) URLs, every one read (the flag may repeat); "
+        "SPLIT=PATH for h4-binarized's train_prefs, test_prefs"
+    )
+    source.add_argument("--source", nargs="+", action="extend", metavar="PATH_OR_URL", help=sources)
     source.add_argument("--sample", action="store_true", help="the small generated upstream sample shipped here")
-    build.add_argument("--out", default="ufkto", help="the folder to write (default: %(default)s)")
+    out = "the folder to write; an earlier build's folder is replaced, unless it holds files no build wrote"
+    build.add_argument("--out", default="ufkto", help=f"{out} (default: %(default)s)")
     build.add_argument("--configs", default="default,conversational", help="comma-separated (default: %(default)s)")
-    build.add_argument("--repo-id", help="the id the card's examples load (default: the folder name)")
-    build.add_argument("--max-shard-size", default=SHARD_SIZE, help="Arrow bytes per parquet shard (default: %(default)s)")
+    repo_id = "NAME or NAMESPACE/NAME by the Hub's rules: what the card's examples load (default: the folder name)"
+    build.add_argument("--repo-id", help=repo_id)
+    shard_size = "Arrow bytes per parquet shard: a number, or a size like 500KB (default: %(default)s)"
+    build.add_argument("--max-shard-size", default=SHARD_SIZE, help=shard_size)
     options.add_arguments(build)
 
-    verify = commands.add_parser("verify", help="check a built folder: shards, counts, features, order, card")
+    verify = commands.add_parser("verify", help="check a built folder: shards, counts, labels, features, order, card")
     verify.add_argument("folder", help="the built folder")
 
     push = commands.add_parser("push", help="verify, then publish a built folder to the Hugging Face Hub or ModelScope")
@@ -55,6 +76,34 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    received = []
+
+    def stop(signum, frame):
+        received.append(signum)
+        for name in previous:  # a second signal would cut short the cleanup the first one started
+            signal.signal(name, signal.SIG_IGN)
+        raise KeyboardInterrupt
+
+    # Set before the heavy imports (datasets, pyarrow), which a signal may interrupt too; a
+    # signal ignored by whoever started us (a background job's SIGINT) stays ignored.
+    previous = {
+        name: handler for name in STOPPED_BY if (handler := signal.getsignal(name)) not in (signal.SIG_IGN, None)
+    }
+    for name in previous:
+        signal.signal(name, stop)
+    try:
+        return _run(argv)
+    except KeyboardInterrupt:
+        signum = received[0] if received else signal.SIGINT
+        print(f"error: {STOPPED_BY[signum]}; nothing was replaced", file=sys.stderr)
+        return 128 + signum
+    finally:
+        if not received:  # after a signal the process is ending: its cleanup stays uninterrupted
+            for name, handler in previous.items():
+                signal.signal(name, handler)
+
+
+def _run(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
     args.command_line = shlex.join([*_prog().split(), *argv])
     try:
@@ -74,9 +123,6 @@ def main(argv: list[str] | None = None) -> int:
     except PublishError as error:
         print(f"error: {without_url_queries(str(error))}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        print("error: interrupted; nothing was replaced", file=sys.stderr)
-        return 130
     return 0
 
 
