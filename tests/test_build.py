@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import functools
+import http.server
 import json
 import os
 import re
@@ -18,7 +21,9 @@ import pytest
 
 from publish import build as build_module
 from publish.__main__ import main
+from publish.sample import write_upstream
 from tests.conftest import PROJECT, build, files_of
+from tests.network_guard import blocked, guard
 from tests.test_bad_input import bad_rows_file
 
 SAMPLE = PROJECT / "publish" / "samples" / "ultrafeedback-sample.parquet"
@@ -33,9 +38,16 @@ EXPECTED_FILES = [
 ]
 
 
-def run_cli(*args: str, cwd: Path = PROJECT) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "publish", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=300, env={**os.environ, "PYTHONPATH": str(PROJECT)})  # fmt: skip
+def run_cli(*args: str, cwd: Path = PROJECT, **env: str) -> subprocess.CompletedProcess:
+    """``python -m publish ARGS`` in a subprocess, with ``env`` added to this environment."""
+    env = {**os.environ, "PYTHONPATH": str(PROJECT), **env}
+    command = [sys.executable, "-m", "publish", *args]
+    return subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=300, env=env)
+
+
+def is_default_config(dataset: datasets.Dataset) -> bool:
+    """Whether a dataset being written holds the default config's rows (text prompts)."""
+    return dataset.features["prompt"] == datasets.Value("string")
 
 
 @pytest.fixture(scope="module")
@@ -62,9 +74,9 @@ for config in ("default", "conversational"):
     out[config] = {s: {"rows": loaded[s].to_list(), "streamed": streamed[s]} for s in loaded}
 print(json.dumps(out))
 """
-    done = subprocess.run([sys.executable, "-c", code, str(tmp_path / "cache")], cwd=sample_folder.parent,
-                          capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "HF_HUB_OFFLINE": "1"})  # fmt: skip
+    command = [sys.executable, "-c", code, str(tmp_path / "cache")]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    done = subprocess.run(command, cwd=sample_folder.parent, capture_output=True, text=True, timeout=300, env=env)
     assert done.returncode == 0, done.stderr[-2000:]
     loaded = json.loads(done.stdout)
     for config, expected in (("default", direct), ("conversational", conversational)):
@@ -86,8 +98,8 @@ def test_summary_reports_rows_drops_and_time(tmp_path, capsys):
     assert main(["build", "--source", str(path), "--out", str(tmp_path / "out"), "--configs", "default"]) == 0
     printed = capsys.readouterr().out
     assert f"built {tmp_path / 'out'} in " in printed
-    built = datasets.load_dataset("parquet", data_files=str(tmp_path / "out" / "data" / "train-*.parquet"),
-                                  cache_dir=str(tmp_path / "c"))["train"]  # fmt: skip
+    shards = str(tmp_path / "out" / "data" / "train-*.parquet")
+    built = datasets.load_dataset("parquet", data_files=shards, cache_dir=str(tmp_path / "c"))["train"]
     desirable = sum(built["label"])
     assert f"({desirable:,} desirable, {built.num_rows - desirable:,} undesirable)" in printed
     assert "left out:\n" in printed and "    empty or missing completion: 2 pair(s)" in printed
@@ -134,7 +146,7 @@ def test_a_shard_that_cannot_be_written_fails_in_one_line_and_keeps_the_folder(t
     to_parquet = datasets.Dataset.to_parquet
 
     def disk_full_for_default(dataset, path, *args, **kwargs):
-        if f"{os.sep}data{os.sep}" in path:  # the default config's shards, written beside the others
+        if is_default_config(dataset):  # the default config's shards, written beside the others
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         return to_parquet(dataset, path, *args, **kwargs)
 
@@ -143,7 +155,8 @@ def test_a_shard_that_cannot_be_written_fails_in_one_line_and_keeps_the_folder(t
     capsys.readouterr()
     assert main(["build", "--sample", "--out", str(out), "--seed", "7"]) == 1
     printed = capsys.readouterr().err.splitlines()
-    assert printed[-1] == "error: could not write data/train-00000-of-00001.parquet: No space left on device"
+    full = f"error: no space left on device in {tmp_path}: free some space there, or choose another --out"
+    assert printed[-1] == full
     assert not any("Traceback" in line for line in printed)
     assert files_of(out) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ufkto"]
@@ -155,12 +168,12 @@ def test_a_failing_config_stops_the_other_before_its_next_shard(tmp_path, monkey
     written, first_written, failing = [], threading.Event(), threading.Event()
 
     def one_config_fails(dataset, path, *args, **kwargs):
-        if f"{os.sep}data{os.sep}" in path:
+        if is_default_config(dataset):
             first_written.wait(60)
             failing.set()
             raise OSError(errno.EIO, os.strerror(errno.EIO))
         result = to_parquet(dataset, path, *args, **kwargs)
-        written.append(Path(path).name)
+        written.append(dataset.num_rows)
         first_written.set()
         failing.wait(60)
         time.sleep(0.5)  # for the failure to reach the other thread
@@ -172,7 +185,7 @@ def test_a_failing_config_stops_the_other_before_its_next_shard(tmp_path, monkey
     error = capsys.readouterr().err.splitlines()[-1]
     shards = re.fullmatch(r"error: could not write data/train-00000-of-(\d{5})\.parquet: Input/output error", error)
     assert shards and int(shards[1]) >= 2
-    assert written == [f"train-00000-of-{shards[1]}.parquet"]  # the conversational config's first shard only
+    assert len(written) == 1  # the conversational config's first shard only
     assert list(tmp_path.iterdir()) == []
 
 
@@ -248,8 +261,10 @@ def test_build_where_every_pair_is_left_out_fails_in_one_line(tmp_path):
 
 #: Column names ms-swift and TRL rename or act on: a metadata column so named would be taken
 #: for something it is not (ms-swift's auto column mapping, TRL's preference formats).
-ACTED_ON = {"instruction", "input", "question", "problem", "response", "answer", "output", "text", "content",
-            "solution", "system", "system_prompt", "messages", "chosen", "rejected", "images"}  # fmt: skip
+ACTED_ON = set(
+    "instruction input question problem response answer output text content solution system system_prompt messages "
+    "chosen rejected images".split()
+)
 
 
 @pytest.mark.parametrize("upstream", ["argilla-cleaned", "openbmb", "h4-binarized"])
@@ -277,3 +292,94 @@ def test_a_refused_source_is_named_without_its_credentials(tmp_path, capsys, ups
     line = capsys.readouterr().err.strip()
     assert line.startswith("error: ") and "files.example.com/up/x.parquet" in line
     assert "hf_secret" not in line and "abc" not in line
+
+
+def test_every_source_given_is_read_and_recorded(tmp_path, capsys):
+    first = tmp_path / "a.parquet"
+    pq.write_table(pq.read_table(SAMPLE).slice(0, 100), first)
+    second = write_upstream(tmp_path / "b.jsonl", 60, seed=5)
+    out = tmp_path / "ufkto"
+    args = ["build", "--source", str(first), "--source", str(second), "--test-size", "0", "--out", str(out)]
+    assert main([*args, "--configs", "default"]) == 0
+    record = json.loads((out / ".ufkto-build.json").read_text())
+    assert record["provenance"]["source_files"] == ["a.parquet", "b.jsonl"]
+    assert re.search(r"^\| train \| [\d,]+ \| [\d,]+ \| [\d,]+ \| 160 \|", (out / "README.md").read_text(), flags=re.M)
+
+
+def test_every_split_given_is_read_for_h4_binarized(tmp_path):
+    samples = PROJECT / "publish" / "samples" / "h4-binarized"
+    out = tmp_path / "ufkto"
+    sources = ["--source", f"train_prefs={samples / 'train_prefs.parquet'}"]
+    sources += ["--source", f"test_prefs={samples / 'test_prefs.parquet'}"]
+    assert main(["build", "--upstream", "h4-binarized", *sources, "--out", str(out)]) == 0
+    record = json.loads((out / ".ufkto-build.json").read_text())
+    assert record["provenance"]["source_files"] == ["train_prefs.parquet", "test_prefs.parquet"]
+    assert sorted(path.name for path in (out / "data").iterdir()) == [
+        "test-00000-of-00001.parquet",
+        "train-00000-of-00001.parquet",
+    ]
+
+
+def test_a_source_over_http_is_read(tmp_path):
+    # The dependencies bring fsspec's HTTP filesystem (aiohttp); a local server stands in for the remote one.
+    served = tmp_path / "served"
+    served.mkdir()
+    (served / "up.parquet").write_bytes(SAMPLE.read_bytes())
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(served))
+    with http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler) as server:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        url = f"http://127.0.0.1:{server.server_address[1]}/up.parquet"
+        env = guard({**os.environ, "HF_HUB_OFFLINE": "0", "HF_DATASETS_OFFLINE": "0"}, tmp_path / "guard")
+        env["PYTHONPATH"] += os.pathsep + str(PROJECT)
+        command = [sys.executable, "-m", "publish", "build", "--source", url, "--out", str(tmp_path / "ufkto")]
+        done = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path)
+        server.shutdown()
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert blocked(tmp_path / "guard") == []
+    direct = build(tmp_path / "direct", SAMPLE)["train"].to_list()
+    assert pq.read_table(tmp_path / "ufkto" / "data" / "train-00000-of-00001.parquet").to_pylist() == direct
+
+
+@contextlib.contextmanager
+def small_filesystem(folder: Path, options: str = "size=1m"):
+    """``folder`` as a filesystem of its own (tmpfs, ``options``: 1 MB), or a skip saying why
+    this machine cannot make one (mounting takes root)."""
+    folder.mkdir()
+    try:
+        done = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(folder)], capture_output=True, text=True
+        )
+    except FileNotFoundError:
+        pytest.skip("no mount command here to make a small filesystem")
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a small filesystem here: {done.stderr.strip()}")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", str(folder)], check=True)
+
+
+@pytest.mark.parametrize("full", ["--out", "TMPDIR"])
+def test_a_full_disk_ends_in_one_line_naming_it_with_nothing_left(tmp_path, full):
+    # The sample's folder takes 1.3 MB, its build's temporary files more: either fills 1 MB.
+    temporary = tmp_path / "tmp"
+    with small_filesystem(tmp_path / "small") as small:
+        if full == "TMPDIR":
+            temporary = small
+        temporary.mkdir(exist_ok=True)
+        out = (small if full == "--out" else tmp_path) / "ufkto"
+        done = run_cli("build", "--sample", "--out", str(out), TMPDIR=str(temporary))
+        left = sorted(os.listdir(small)) + sorted(os.listdir(temporary))
+    instead = "choose another --out" if full == "--out" else "set TMPDIR to a folder with more room"
+    full_line = f"error: no space left on device in {small}: free some space there, or {instead}"
+    assert done.returncode == 1, done.stderr[-2000:]
+    assert done.stderr.splitlines()[-1] == full_line and "Traceback" not in done.stderr
+    assert left == []  # no partial folder, no cache or shuffle files
+    assert not any(name.startswith(".ufkto") for name in os.listdir(tmp_path))
+
+
+def test_a_read_only_location_ends_in_one_line(tmp_path):
+    with small_filesystem(tmp_path / "read-only", "size=1m,ro") as read_only:
+        done = run_cli("build", "--sample", "--out", str(read_only / "ufkto"))
+    assert done.returncode == 1
+    assert done.stderr == f"error: cannot write in {read_only}: Read-only file system; choose another --out\n"
