@@ -2,7 +2,8 @@
 
 Every config is loaded as users will load it (``load_dataset`` on the folder, normally and
 streaming) and compared with its card; the shards on disk must be exactly those the card's
-``configs`` name; each split's row order must keep the builder's guarantees; the card's
+``configs`` name; each split must hold both labels, as many of each as the card's statistics
+say, and its row order must keep the builder's guarantees; the card's
 metadata must parse with the ``huggingface_hub`` and ``datasets`` classes the Hub uses,
 offline; and no legacy ``dataset_infos.json`` may be left (it breaks older ``datasets``).
 """
@@ -29,14 +30,17 @@ from publish.errors import PublishError, one_line
 from publish.stats import size_category
 from ultrafeedback_kto import order_problems
 
-REQUIRED_METADATA = ("pretty_name", "license", "language", "task_categories", "tags", "size_categories",
-                     "source_datasets", "configs", "dataset_info")  # fmt: skip
+REQUIRED_METADATA = tuple(
+    "pretty_name license language task_categories tags size_categories source_datasets configs dataset_info".split()
+)
 SHARD_NAME = re.compile(r"(?P<split>[\w.]+)-(?P<index>\d{5})-of-(?P<count>\d{5})\.parquet$")
 
 
 def verify_folder(folder: str | Path) -> list[str]:
     """Every problem found in a built folder, one line each; empty when it is sound."""
     folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        return [f"{folder} is a file, not a built folder: give the folder `ufkto build` wrote"]
     if not folder.is_dir():
         return [f"{folder}: no such folder"]
     card_path = folder / "README.md"
@@ -48,6 +52,10 @@ def verify_folder(folder: str | Path) -> list[str]:
         infos = DatasetInfosDict.from_dataset_card_data(card.data)
     except Exception as error:  # any parse failure of the card is the finding itself
         return [f"{card_path}: invalid card metadata ({one_line(error)})"]
+    try:
+        labels = label_counts_in(card_path.read_text(encoding="utf-8"))
+    except (ValueError, IndexError):
+        labels = {}  # each split is then named as missing from the table
 
     problems = _metadata_problems(card, configs, infos)
     problems += _legacy_problems(folder) + _dataset_info_problems(folder, infos)
@@ -56,13 +64,16 @@ def verify_folder(folder: str | Path) -> list[str]:
         shard_problems = _shard_problems(folder, name, config)
         problems += shard_problems
         if not shard_problems and name in infos:
-            problems += _feature_problems(folder, name, config, infos[name]) or _load_problems(folder, name, infos[name])
+            info = infos[name]
+            problems += _feature_problems(folder, name, config, info) or _load_problems(folder, name, info, labels)
     return problems
 
 
 def verify_or_fail(folder: str | Path) -> None:
     """Print a line per problem and raise `PublishError`, or print a one-line ``ok``."""
     problems = verify_folder(folder)
+    if not Path(folder).is_dir():
+        raise PublishError(problems[0])
     if problems:
         for problem in problems:
             print(f"  {problem}", file=sys.stderr)
@@ -95,8 +106,8 @@ def _metadata_problems(card: DatasetCard, configs: MetadataConfigs, infos: Datas
     if default is not None and default.splits:
         rows = sum(split.num_examples for split in default.splits.values())
         if data.get("size_categories") != [size_category(rows)]:
-            problems.append(f"README.md: size_categories {data.get('size_categories')} but the data has {rows:,} rows "
-                            f"({size_category(rows)})")  # fmt: skip
+            found = f"the data has {rows:,} rows ({size_category(rows)})"
+            problems.append(f"README.md: size_categories {data.get('size_categories')} but {found}")
     for name in configs:
         if name not in infos:
             problems.append(f"README.md: config {name!r} has no dataset_info")
@@ -115,14 +126,17 @@ def _dataset_info_problems(folder: Path, infos: DatasetInfosDict) -> list[str]:
         if not isinstance(entry, dict):
             raise TypeError(f"the entry is a {type(entry).__name__}, not an object")
     except (OSError, ValueError, KeyError, TypeError) as error:
-        return [f"{DATASET_INFO}: missing, unreadable or without the entry {DATASET_INFO_ENTRY!r} ({one_line(error)}); "
-                "LLaMA-Factory reads the default config through it"]  # fmt: skip
+        problem = f"missing, unreadable or without the entry {DATASET_INFO_ENTRY!r} ({one_line(error)})"
+        return [f"{DATASET_INFO}: {problem}; LLaMA-Factory reads the default config through it"]
     default = infos["default"]
     columns = entry.get("columns", {})
     if not isinstance(columns, dict):
         return [f"{DATASET_INFO}: its 'columns' is a {type(columns).__name__}, not an object"]
-    problems = [f"{DATASET_INFO}: its column {target!r} ({role}) is not in the default config"
-                for role, target in columns.items() if target not in default.features]  # fmt: skip
+    missing = {role: target for role, target in columns.items() if target not in default.features}
+    problems = [
+        f"{DATASET_INFO}: its column {target!r} ({role}) is not in the default config"
+        for role, target in missing.items()
+    ]
     if entry.get("subset") != "default" or entry.get("split") not in default.splits:
         problems.append(f"{DATASET_INFO}: it should name the default config and one of its splits")
     return problems
@@ -130,8 +144,10 @@ def _dataset_info_problems(folder: Path, infos: DatasetInfosDict) -> list[str]:
 
 def _legacy_problems(folder: Path) -> list[str]:
     if (folder / "dataset_infos.json").is_file():
-        return ["dataset_infos.json: a legacy file that breaks load_dataset on datasets older than 4.5 "
-                "(the card's YAML replaces it): rebuild the folder"]
+        return [
+            "dataset_infos.json: a legacy file that breaks load_dataset on datasets older than 4.5 "
+            "(the card's YAML replaces it): rebuild the folder"
+        ]
     return []
 
 
@@ -220,7 +236,33 @@ def _repeats(dataset: datasets.Dataset) -> list[str]:
     )
 
 
-def _load_problems(folder: Path, name: str, info: datasets.DatasetInfo) -> list[str]:
+def label_counts_in(card: str) -> dict[str, tuple[int, int]]:
+    """Each split's ``(desirable, undesirable)`` as the card's statistics table shows them."""
+    table = re.search(r"^## Statistics\n\n((?:\|.*\n?)+)", card, flags=re.M)
+    rows = [line.strip("| ").split(" | ") for line in table[1].splitlines()[2:]] if table else []
+    return {row[0]: (int(row[2].replace(",", "")), int(row[3].replace(",", ""))) for row in rows}
+
+
+def _label_problems(labels: list[bool], card: tuple[int, int] | None) -> list[str]:
+    """A split with one label cannot train KTO; and the card's counts are what users read."""
+    desirable = sum(labels)
+    problems = []
+    if not desirable or desirable == len(labels):
+        label = "desirable" if desirable else "undesirable"
+        problems.append(f"all {len(labels):,} rows are {label}: KTO needs both labels")
+    if card is None:
+        problems.append("no row in the card's statistics table")
+    elif card != (desirable, len(labels) - desirable):
+        problems.append(
+            f"{desirable:,} desirable and {len(labels) - desirable:,} undesirable rows, but the card's "
+            f"statistics say {card[0]:,} and {card[1]:,}"
+        )
+    return problems
+
+
+def _load_problems(
+    folder: Path, name: str, info: datasets.DatasetInfo, labels: dict[str, tuple[int, int]]
+) -> list[str]:
     with tempfile.TemporaryDirectory(prefix="ufkto-verify-") as cache_dir:
         try:
             loaded = datasets.load_dataset(str(folder), name, cache_dir=cache_dir)
@@ -235,8 +277,9 @@ def _load_problems(folder: Path, name: str, info: datasets.DatasetInfo) -> list[
             if dataset.features != info.features:
                 problems.append(f"config {name!r} split {split!r}: features differ from the card")
             order = dataset.select_columns(["prompt_id", "label"]).to_dict()
-            problems += [f"config {name!r} split {split!r}: {problem}"
-                         for problem in order_problems(order["prompt_id"], order["label"]) + _repeats(dataset)]  # fmt: skip
+            in_split = _label_problems(order["label"], labels.get(split))
+            in_split += order_problems(order["prompt_id"], order["label"]) + _repeats(dataset)
+            problems += [f"config {name!r} split {split!r}: {problem}" for problem in in_split]
             streamed = datasets.load_dataset(str(folder), name, split=split, streaming=True)
             streamed_ids = [row["prompt_id"] for row in streamed.select_columns(["prompt_id"])]
             if streamed_ids != order["prompt_id"]:
