@@ -984,7 +984,7 @@ class UltraFeedbackKTOConfig(datasets.BuilderConfig):
             left out. ``label_rule="absolute"``.
         desirable_threshold (`float`, defaults to ``4.0``; ``8.0`` for h4-binarized):
             With ``label_rule="absolute"``: the lowest rating that is desirable, on the upstream's
-            scale (1 to 5; h4-binarized's scores 1 to 10). ``desirable_threshold=4.5``.
+            scale (1 to 5; h4-binarized's scores 1 to 10), refused outside it. ``desirable_threshold=4.5``.
         min_rating_margin (`float`, *optional*):
             Leave out pairs whose chosen rating exceeds the rejected one by less than this
             (and pairs with a missing rating); pairs only. ``min_rating_margin=1.0``.
@@ -1000,17 +1000,17 @@ class UltraFeedbackKTOConfig(datasets.BuilderConfig):
             `convert_completions`). ``"warn"``: leave it out and log, at the end of each split,
             one line per reason with its count and first rows; ``"skip"``: leave it out
             silently; ``"error"``: stop at the first one, naming the file, row and reason.
-            Problems with a file as a whole (missing, empty, unreadable, missing columns, wrong
-            types) always stop the build before any row is written.
+            Problems with a file as a whole (missing, empty, unreadable, not UTF-8, missing or
+            repeated columns, wrong types) always stop the build before any row is written.
         shuffle_dir (`str`, *optional*):
             Where converted examples wait while each split's order is decided, about the size
             of the dataset; the system temporary folder by default. ``shuffle_dir="/scratch"``.
 
     Whatever the options, each split keeps one example of each (prompt, completion, label):
     duplicates are left out, and a (prompt, completion) found with both labels is left out
-    altogether, counted as contradictory. Every upstream row is read and converted before
-    the first example can be placed, so ``as_streaming_dataset`` reads the whole upstream
-    once before it yields.
+    altogether, counted as contradictory; a split left with one label, which KTO cannot train
+    on, stops the build. Every upstream row is read and converted before the first example
+    can be placed, so ``as_streaming_dataset`` reads the whole upstream once before it yields.
 
     Example:
 
