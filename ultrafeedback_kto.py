@@ -17,7 +17,7 @@ Use the builder class directly (``datasets`` 4.0 and later no longer run loading
 This file is self-contained (stdlib, ``datasets``, ``pyarrow``) so that it can be copied
 alone next to a training script. Top to bottom: the columns and the reasons for leaving
 data out; reading conversations in Arrow; the upstream, whose `convert_pairs` holds every
-acceptance rule of a pair; splits and row order (`split_of`, `arrange`, `order_problems`);
+acceptance rule of a pair; splits and row order (`split_of`, `Arrangement`, `order_problems`);
 reading the upstream files; and the builder, which reads and converts every pair once,
 decides each split's rows and order from prompts and labels alone, then writes them out.
 """
@@ -28,6 +28,7 @@ import bisect
 import dataclasses
 import functools
 import hashlib
+import heapq
 import json
 import math
 import os
@@ -543,57 +544,107 @@ def _is_test(prompts, test_size: float) -> pa.Array:
     return pa.array([int.from_bytes(digest[:8], "big") / 2**64 < test_size for digest in digests], pa.bool_())
 
 
-#: Per-device batch sizes of TRL's KTO trainer whose KL pairs never match a prompt: it pairs
-#: each row with the completion of the row before it within its batch, the first row with
-#: the last. LLaMA-Factory pairs rows the same way within its preprocessing chunks.
-TRL_BATCH_SIZES = (2, 4, 8, 16, 32, 64)
-LLAMA_FACTORY_CHUNK = 1000
-KL_BATCH_SIZES = (*TRL_BATCH_SIZES, LLAMA_FACTORY_CHUNK)
-#: The longest run of one label `arrange` aims for when each label is at least a quarter
+#: The longest run of one label the order aims for when each label is at least a quarter
 #: of the rows; longer runs only when the labels are more unbalanced than that.
 LABEL_RUN = 3
 
 
-def kl_partners(position: int, rows: int) -> list[int]:
-    """The positions whose prompt must differ from the prompt at ``position`` in a split of
-    ``rows`` rows: its neighbours, and for each of `KL_BATCH_SIZES` the other end of its batch
-    when it starts or ends one (a last batch that is a single row pairs it with itself)."""
-    partners = {near for near in (position - 1, position + 1) if 0 <= near < rows}
-    for size in KL_BATCH_SIZES:
-        start = position - position % size
-        end = min(start + size, rows) - 1
-        if end - start > 1 and position in (start, end):
-            partners.add(start + end - position)
-    return sorted(partners)
+def prompt_distance(rows: int, most_rows_of_a_prompt: int, min_prompt_distance: int) -> int:
+    """How far apart the order keeps two rows of one prompt, in a split of ``rows`` rows:
+    ``min_prompt_distance``, or where the split is too small for that, as far as it allows
+    with at least ``rows / (2 x the most rows of one prompt)``."""
+    if most_rows_of_a_prompt < 2:
+        return min_prompt_distance
+    return max(1, min(min_prompt_distance, rows // (2 * most_rows_of_a_prompt)))
 
 
-def arrange(prompt_keys: Sequence, labels: Sequence[bool], rng: random.Random, *, start: int = 0,
-            rows: int | None = None, run: tuple[bool | None, int] = (None, 0)) -> list[int]:  # fmt: skip
-    """A random order of rows fit for TRL's KTO trainer: a permutation of
-    ``range(len(labels))`` in which, wherever the data allows, no row shares its prompt with
-    one of its `kl_partners` and no run of one label is longer than
-    ``max(LABEL_RUN, ceil(majority / minority))`` (so every 8 consecutive rows hold both
-    labels while each label is at least a quarter of them).
+class Arrangement:
+    """A split's order, decided one window of rows at a time, each window following the last:
+    two rows of one prompt at least ``distance`` rows apart wherever the data allows, and labels
+    mixed so that no run of one label is longer than ``max(LABEL_RUN, ceil(majority / minority))``
+    (every 8 consecutive rows hold both labels while each label is at least a quarter of them).
 
-    The rows may be one window of a longer split: ``start`` is the position of the first of
-    them and ``rows`` the split's length, and ``run`` is ``(label, length)`` of the run of
-    labels they continue. Partners outside the window never share a prompt with these rows.
-
-    The label of each position is drawn first (`_label_sequence`), rows are dealt from each
-    label's shuffled pool, and the few rows that share a prompt with a partner are swapped
-    with other rows of their label, which leaves the labels where they are.
+    In a window, the label of each position is drawn first (`_label_sequence`). A prompt's rows
+    get places spread evenly over the window (c rows: 1/c of it apart, from a random offset),
+    and each label's rows are dealt in the order of their places. A row whose prompt came fewer
+    than ``distance`` rows before waits until it may come. When no row of the label may, the one
+    that may come soonest swaps with an earlier row of the label where both may be (the data
+    leaves no other choice at the end of a window).
     """
-    pools = {True: [], False: []}
-    for row, label in enumerate(labels):
-        pools[bool(label)].append(row)
-    for pool in pools.values():
-        rng.shuffle(pool)
-    majority, minority = max(map(len, pools.values())), min(map(len, pools.values()))
-    cap = max(LABEL_RUN, math.ceil(majority / max(minority, 1)))
-    dealt = {label: iter(pool) for label, pool in pools.items()}
-    order = [next(dealt[label]) for label in _label_sequence(len(pools[True]), len(pools[False]), cap, rng, *run)]
-    _separate_prompts(order, prompt_keys, labels, rng, start, len(order) if rows is None else rows)
-    return order
+
+    def __init__(self, distance: int, rng: random.Random):
+        self.distance, self.rng = distance, rng
+        self.start = 0  # the position of the next window's first row in the split
+        self.run: tuple[bool | None, int] = (None, 0)  # the run of labels the next window continues
+        self.placed: dict = {}  # prompt key -> its positions, within `distance` of the window
+
+    def window(self, prompt_keys: Sequence, labels: Sequence[bool]) -> list[int]:
+        """The order of these rows (a permutation of their indices), placed after the rows before."""
+        place = self._places(prompt_keys)
+        pools: list[list[int]] = [[], []]  # rows by label, the next to deal last
+        for row, label in enumerate(labels):
+            pools[label].append(row)
+        for pool in pools:
+            pool.sort(key=place.__getitem__, reverse=True)
+        majority, minority = max(map(len, pools)), min(map(len, pools))
+        cap = max(LABEL_RUN, math.ceil(majority / max(minority, 1)))
+        sequence = _label_sequence(len(pools[True]), len(pools[False]), cap, self.rng, *self.run)
+        recent = self.start - self.distance
+        self.placed = {key: kept for key, at in self.placed.items() if (kept := [p for p in at if p > recent])}
+        waiting: list[list[tuple[int, int]]] = [[], []]  # heaps of (position it may come at, row), by label
+        order: list[int] = []
+        for position, label in enumerate(sequence, self.start):
+            row = self._next(pools[label], waiting[label], prompt_keys, position)
+            if row is None:
+                row = self._swap(heapq.heappop(waiting[label])[1], order, prompt_keys, labels, position)
+            bisect.insort(self.placed.setdefault(prompt_keys[row], []), position)
+            order.append(row)
+        self.start += len(order)
+        if order:
+            self.run = _last_run([labels[row] for row in order], self.run)
+        return order
+
+    def _places(self, prompt_keys: Sequence) -> list[float]:
+        rows_of: dict = {}
+        for row, key in enumerate(prompt_keys):
+            rows_of.setdefault(key, []).append(row)
+        place = [0.0] * len(prompt_keys)
+        for rows in rows_of.values():
+            if len(rows) > 1:
+                self.rng.shuffle(rows)
+            offset = self.rng.random()
+            for k, row in enumerate(rows):
+                place[row] = (offset + k) / len(rows)
+        return place
+
+    def _next(self, pool: list[int], waiting: list, prompt_keys: Sequence, position: int) -> int | None:
+        """The first waiting row that may come at ``position``, else the next row of the pool that
+        may (those that may not wait), or None."""
+        while waiting and waiting[0][0] <= position or pool:
+            row = heapq.heappop(waiting)[1] if waiting and waiting[0][0] <= position else pool.pop()
+            at = self.placed.get(prompt_keys[row])
+            may_come_at = at[-1] + self.distance if at else position
+            if may_come_at <= position:
+                return row
+            heapq.heappush(waiting, (may_come_at, row))
+        return None
+
+    def _swap(self, row: int, order: list[int], prompt_keys: Sequence, labels: Sequence[bool], position: int) -> int:
+        """The row for ``position`` when ``row`` may not come there: an earlier row of its label
+        that may, ``row`` taking its place where it may; ``row`` itself when none can."""
+        key = prompt_keys[row]
+        for earlier in range(position - 1, self.start - 1, -1):
+            other = order[earlier - self.start]
+            other_key = prompt_keys[other]
+            if labels[other] == labels[row] and other_key != key and self._fits(key, earlier) and self._fits(other_key, position, earlier):
+                self.placed[other_key].remove(earlier)
+                bisect.insort(self.placed.setdefault(key, []), earlier)
+                order[earlier - self.start] = row
+                return other
+        return row
+
+    def _fits(self, key, position: int, leaving: int | None = None) -> bool:
+        return all(abs(position - at) >= self.distance for at in self.placed.get(key, ()) if at != leaving)
 
 
 def _label_sequence(true_left: int, false_left: int, cap: int, rng: random.Random, run_label=None, run=0) -> list[bool]:
@@ -617,60 +668,32 @@ def _label_sequence(true_left: int, false_left: int, cap: int, rng: random.Rando
     return sequence + [True] * true_left + [False] * false_left
 
 
-def _separate_prompts(order: list[int], prompt_keys: Sequence, labels: Sequence[bool], rng: random.Random,
-                      start: int, rows: int) -> None:  # fmt: skip
-    count = len(order)
-
-    def fits(row: int, position: int, leaving: int) -> bool:
-        """Whether ``row`` at ``position`` shares its prompt with none of its partners but the one it leaves."""
-        key = prompt_keys[row]
-        return all(prompt_keys[order[p - start]] != key for p in kl_partners(start + position, rows)
-                   if p != start + leaving and start <= p < start + count)  # fmt: skip
-
-    for _, position, _ in _matched([prompt_keys[row] for row in order], start, rows):
-        here = order[position]
-        if fits(here, position, -1):
-            continue  # an earlier swap already separated it
-        first = rng.randrange(count)
-        for offset in range(count):
-            other = (first + offset) % count
-            there = order[other]
-            if (labels[there] == labels[here] and prompt_keys[there] != prompt_keys[here]
-                    and fits(there, position, other) and fits(here, other, position)):  # fmt: skip
-                order[position], order[other] = there, here
-                break
+def closest_rows(prompt_ids: Sequence) -> tuple[int, int] | None:
+    """The positions of the two closest rows that share a prompt (None when no prompt has two)."""
+    latest, closest = {}, None
+    for position, prompt in enumerate(prompt_ids):
+        if prompt in latest and (closest is None or position - latest[prompt] < closest[1] - closest[0]):
+            closest = (latest[prompt], position)
+        latest[prompt] = position
+    return closest
 
 
-def _matched(keys: Sequence, start: int = 0, rows: int | None = None) -> list[tuple[int, int, int]]:
-    """``(batch size, first, last)`` for every two of these positions that are `kl_partners`
-    and share a prompt: neighbours (batch size 2) and the two ends of a batch of
-    `KL_BATCH_SIZES`. ``keys`` may be a window of a longer split (see `arrange`); positions
-    are the window's."""
-    count = len(keys)
-    rows = count if rows is None else rows
-    found = [(2, p - 1, p) for p in range(1, count) if keys[p] == keys[p - 1]]
-    for size in KL_BATCH_SIZES[1:]:
-        for first in range(-(-start // size) * size, start + count, size):
-            last = min(first + size, rows) - 1
-            if last - first > 1 and last < start + count and keys[first - start] == keys[last - start]:
-                found.append((size, first - start, last - start))
-    return found
-
-
-def order_problems(prompt_ids: Sequence[str], labels: Sequence[bool], window: int = 8) -> list[str]:
-    """What is wrong with a split's row order for KTO training (empty when nothing): rows
-    sharing their prompt with one of their `kl_partners` and, when each label is at least a
-    quarter of the rows, ``window`` consecutive rows with one label only."""
+def order_problems(
+    prompt_ids: Sequence[str], labels: Sequence[bool], min_prompt_distance: int = 1000, window: int = 8
+) -> list[str]:
+    """What is wrong with a split's row order for KTO training (empty when nothing): two rows of
+    one prompt closer than `prompt_distance` allows and, when each label is at least a quarter
+    of the rows, ``window`` consecutive rows with one label only."""
     problems = []
-    matched = _matched(prompt_ids)
-    neighbours = [last for size, _, last in matched if size == 2]
-    if neighbours:
-        problems.append(f"{len(neighbours)} rows share their prompt with the row before them (first at row {neighbours[0]})")
-    for size in KL_BATCH_SIZES[1:]:
-        starts = [first for batch, first, _ in matched if batch == size]
-        if starts:
-            problems.append(f"{len(starts)} batches of {size} rows begin and end with one prompt, a matched KL pair "
-                            f"(first at row {starts[0]})")  # fmt: skip
+    closest = closest_rows(prompt_ids)
+    if closest is not None:
+        first, second = closest
+        distance = prompt_distance(len(prompt_ids), max(Counter(prompt_ids).values()), min_prompt_distance)
+        if second - first < distance:
+            problems.append(
+                f"rows {first} and {second} share a prompt, {second - first} rows apart: "
+                f"a prompt's rows should be at least {distance} apart"
+            )
     rows, desirable = len(labels), sum(map(bool, labels))
     if rows and min(desirable, rows - desirable) >= rows / 4:
         run = longest = end = 0
@@ -679,8 +702,10 @@ def order_problems(prompt_ids: Sequence[str], labels: Sequence[bool], window: in
             if run > longest:
                 longest, end = run, position
         if longest >= window:
-            problems.append(f"a run of {longest} rows with label={labels[end]} ends at row {end}; "
-                            f"every {window} consecutive rows should hold both labels")  # fmt: skip
+            problems.append(
+                f"a run of {longest} rows with label={labels[end]} ends at row {end}; "
+                f"every {window} consecutive rows should hold both labels"
+            )
     return problems
 
 
@@ -967,14 +992,20 @@ class UltraFeedbackKTOConfig(datasets.BuilderConfig):
             (see `split_of`); ``0`` gives ``train`` only. Not for h4-binarized, whose splits are
             its own (a train prompt also in its test split is left out of train). ``test_size=0.1``.
         order (`str`, defaults to ``"shuffled"``):
-            ``"shuffled"``: each split shuffled as a whole, then arranged so that no row shares
-            its prompt with its neighbours or its KL partner in a training batch, and every 8
-            consecutive rows hold both labels (see `arrange`). ``"upstream"``: upstream order;
-            neighbours then share a prompt, which spoils the KL estimate of TRL's KTO
-            trainer: for inspecting the conversion, not for training.
+            ``"shuffled"``: each split shuffled as a whole, then arranged so that rows of one
+            prompt are ``min_prompt_distance`` rows apart and every 8 consecutive rows hold both
+            labels (see `Arrangement`). ``"upstream"``: upstream order; neighbours then share a
+            prompt, which spoils the KL estimate of TRL's KTO trainer: for inspecting the
+            conversion, not for training.
         seed (`int`, defaults to ``42``):
             Seed of the shuffle. The same seed gives the same order, streaming or not and
             with any ``num_proc``. ``seed=7``.
+        min_prompt_distance (`int`, defaults to ``1000``):
+            The fewest rows between two rows of one prompt, so that no batch or chunk of up to
+            that many rows, wherever it starts, holds one prompt twice (TRL's KTO trainer and
+            LLaMA-Factory pair each row with the completion of another row of its batch for
+            the KL term). A split too small for it keeps each prompt's rows as far apart as it
+            allows (`prompt_distance`). ``min_prompt_distance=2000``.
         label_rule (`str`, defaults to the upstream's: ``"pairwise"``, for openbmb ``"absolute"``):
             ``"pairwise"`` (pairs only): chosen is desirable, rejected is not. ``"absolute"``: a
             completion is desirable when its own rating is at least ``desirable_threshold``
@@ -1026,6 +1057,7 @@ class UltraFeedbackKTOConfig(datasets.BuilderConfig):
     test_size: float | None = None
     order: Literal["shuffled", "upstream"] = "shuffled"
     seed: int = 42
+    min_prompt_distance: int = 1000
     label_rule: Literal["pairwise", "absolute", "best-vs-rest"] | None = None
     desirable_threshold: float | None = None
     min_rating_margin: float | None = None
@@ -1054,6 +1086,8 @@ class UltraFeedbackKTOConfig(datasets.BuilderConfig):
                 raise ValueError(f"{option} does not apply to upstream={self.upstream!r} (see UltraFeedbackKTOConfig)")
         if self.test_size is not None and not 0 <= self.test_size < 1:
             raise ValueError(f"test_size={self.test_size!r}: expected a fraction in [0, 1)")
+        if self.min_prompt_distance < 1:
+            raise ValueError(f"min_prompt_distance={self.min_prompt_distance!r}: expected a positive number of rows")
         if self.max_pairs is not None and self.max_pairs < 1:
             raise ValueError(f"max_pairs={self.max_pairs!r}: expected a positive number of rows")
         low, high = upstream.ratings
@@ -1263,19 +1297,19 @@ class UltraFeedbackKTO(datasets.ArrowBasedBuilder):
         row of ``keys``), in the order they are written."""
         keys = keys.filter(kept)
         starts = {group["values"]: group["counts"] for group in pc.value_counts(keys.column("window")).to_pylist()}
-        rng = random.Random(f"{self.config.seed}/{split}")
-        orders, start, run = [], 0, (None, 0)
+        prompt_counts = pc.value_counts(keys.column("prompt_key")).field("counts")
+        distance = prompt_distance(len(keys), pc.max(prompt_counts).as_py() or 0, self.config.min_prompt_distance)
+        arrangement = Arrangement(distance, random.Random(f"{self.config.seed}/{split}"))
+        orders, start = [], 0
         for window in range(windows):
             rows = keys.slice(start, starts.get(window, 0))
             if self.config.order == "upstream":
-                orders.append(rows.sort_by([("row", "ascending"), ("rank", "ascending")]).column("index").combine_chunks())
+                rows = rows.sort_by([("row", "ascending"), ("rank", "ascending")])
             else:
-                labels = rows.column("label").to_pylist()
-                arranged = arrange(rows.column("prompt_key").to_pylist(), labels, rng, start=start, rows=len(keys), run=run)
-                if arranged:
-                    run = _last_run([labels[row] for row in arranged], run)
-                orders.append(rows.column("index").take(pa.array(arranged, pa.int64())).combine_chunks())
-            start += len(rows)
+                order = arrangement.window(rows.column("prompt_key").to_pylist(), rows.column("label").to_pylist())
+                rows = rows.take(pa.array(order, pa.int64()))
+            orders.append(rows.column("index").combine_chunks())
+            start += starts.get(window, 0)
         return orders
 
     def _generate_tables(self, windows: list[str], orders: list[pa.Array], spill=None) -> Iterator[tuple[Any, pa.Table]]:
@@ -1307,15 +1341,16 @@ _KEYS = pa.schema([("prompt_key", pa.int64()), ("completion_key", pa.int64()), (
                    ("row", pa.int64()), ("rank", pa.int32()), ("window", pa.int64()), ("index", pa.int64())])  # fmt: skip
 
 
-def _windows(prompt_keys: pa.Array, seed: int, count: int) -> pa.Array:
-    """The window of each prompt key, a hash of it and the seed: a prompt's rows share one."""
+def _windows(example_keys: pa.Array, seed: int, count: int) -> pa.Array:
+    """The window of each example, a hash of its key and the seed. A prompt's rows scatter over
+    the windows, so that even a prompt with many rows can keep them far apart."""
 
     def uint64(value: int) -> pa.Scalar:
         return pa.scalar(value, pa.uint64())
 
     seed_key = int.from_bytes(hashlib.sha256(str(seed).encode()).digest()[:8], "little")
     # Multiplying by an odd constant (wrapping) mixes the seed into the high bits, which pick the window.
-    mixed = pc.multiply(pc.bit_wise_xor(pc.cast(prompt_keys, pa.uint64(), safe=False), uint64(seed_key)),
+    mixed = pc.multiply(pc.bit_wise_xor(pc.cast(example_keys, pa.uint64(), safe=False), uint64(seed_key)),
                         uint64(0x9E3779B97F4A7C15))  # fmt: skip
     return pc.cast(pc.shift_right(pc.multiply(pc.shift_right(mixed, uint64(32)), uint64(count)), uint64(32)), pa.int64())
 
@@ -1349,7 +1384,8 @@ class _Spill:
             window = {split: pc.min_element_wise(pc.divide(examples.column("_row"), rows), count - 1)
                       for split, count in windows.items()}  # fmt: skip
         else:
-            window = {split: _windows(examples.column("_prompt_key"), config.seed, count) for split, count in windows.items()}
+            example_keys = pc.bit_wise_xor(examples.column("_prompt_key"), examples.column("_completion_key"))
+            window = {split: _windows(example_keys, config.seed, count) for split, count in windows.items()}
         # One number per (split, window), to file every example of the batch with one take.
         in_split = pc.if_else(test, window["test"], window["train"])
         filed = pc.if_else(test, pc.add(in_split, windows["train"]), in_split)
