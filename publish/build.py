@@ -446,7 +446,7 @@ def _stat_columns(cache_files: list[str]):
     files and every page read stays in memory until the file is let go."""
     for cache_file in cache_files:
         shard = datasets.Dataset.from_file(cache_file)
-        columns = ["label", "source", "model", "average_rating", "annotations"]
+        columns = ["prompt_id", "label", "source", "model", "average_rating", "annotations"]
         yield shard.data.table.select([name for name in columns if name in shard.column_names])
         del shard
 

@@ -20,7 +20,7 @@ from huggingface_hub import DatasetCard, DatasetCardData
 
 from publish.options import BUILDER_OPTIONS
 from publish.stats import ASPECTS, LabelCounts, SplitStats, kto_weights, size_category
-from ultrafeedback_kto import CITATION, LLAMA_FACTORY_CHUNK, TRL_BATCH_SIZES, UPSTREAMS, UltraFeedbackKTOConfig
+from ultrafeedback_kto import CITATION, UPSTREAMS, UltraFeedbackKTOConfig
 
 KTO_ARXIV = "2402.01306"
 TOP_MODELS = 20
@@ -134,9 +134,10 @@ def _summary(inputs: CardInputs) -> str:
         "each split holds one row per (prompt, completion, label): exact duplicates are kept once, and a completion "
         "found for the same prompt with both labels, which would cancel out in KTO, is left out altogether; both are "
         "counted below",
-        f"rows are shuffled, then arranged so that no row shares its prompt with its neighbours or with its KL partner "
-        f"in a training batch of {', '.join(map(str, TRL_BATCH_SIZES))} rows, and every 8 consecutive rows hold "
-        "both labels ([why](#train-with))",
+        f"rows are shuffled, then arranged so that two rows of one prompt are at least "
+        f"{_n(config.min_prompt_distance)} rows apart where the split is large enough (no batch of up to "
+        f"{_n(config.min_prompt_distance)} rows, wherever it starts, holds one prompt twice) and every 8 consecutive "
+        "rows hold both labels ([why](#keep-the-row-order))",
     ]
     seed = ""
     if config.upstream == "openbmb":
@@ -247,6 +248,7 @@ def _training(inputs: CardInputs) -> str:
     train = next((s for s in stats if s.name == "train"), stats[0])
     desirable_weight, undesirable_weight = kto_weights(train.desirable, train.undesirable)
     ratio = (desirable_weight * train.desirable) / max(undesirable_weight * train.undesirable, 1)
+    distances, batch = _distances(stats, inputs.config)
     return f"""## Train with
 
 With {_n(train.desirable)} desirable and {_n(train.undesirable)} undesirable rows in `train`, the KTO paper's rule
@@ -283,16 +285,46 @@ KTO label); `hf::` reads it from the Hugging Face Hub, without it from ModelScop
 swift rlhf --rlhf_type kto --dataset hf::{repo_id} --desirable_weight {desirable_weight} --undesirable_weight {undesirable_weight} ...
 ```
 
-**Keep the row order.** TRL's KTO trainer reads rows in file order (a sequential sampler) and estimates
-its KL term by pairing each row with the completion of the row before it in its batch of
-`per_device_train_batch_size` rows, the first row with the last. The rows here are already shuffled and
-arranged for that: for batches of {", ".join(map(str, TRL_BATCH_SIZES))} rows no row is paired with a
-completion of its own prompt (a matched pair, which spoils the KL estimate), nor is it in LLaMA-Factory's
-{LLAMA_FACTORY_CHUNK}-row preprocessing chunks, which pair rows the same way (with one preprocessing worker, its
-default: several workers start their chunks elsewhere); and there is no long run of one label
-(which would make batches all-desirable or all-undesirable). Re-sorting or grouping the rows undoes this;
-shuffling them again is harmless but no longer guarantees it.
+**axolotl** (`rl: kto`) reads the `default` config; its `ultra` KTO type was written for the same columns:
+
+```yaml
+rl: kto
+kto_desirable_weight: {desirable_weight}
+kto_undesirable_weight: {undesirable_weight}
+shuffle_merged_datasets: false  # keep the row order (axolotl shuffles by default)
+datasets:
+  - path: {repo_id}
+    split: train
+    type: chatml.ultra  # or llama3.ultra, or user_defined fields prompt, completion, label
+```
+
+### Keep the row order
+
+TRL's KTO trainer reads rows in file order (a sequential sampler) and estimates its KL term by giving each row
+the completion of the row before it within its block of `per_device_train_batch_size` rows, the first row the
+last row's; a row given a completion of its own prompt spoils that estimate. {distances}
+So no batch or chunk of up to {_n(batch)} rows of `train`, wherever it starts, holds one prompt
+twice: with any `dataset_num_proc` (each shard starts its own blocks), and after TRL
+drops the rows whose prompt fills `max_length` (two rows of a prompt come closer only by the rows dropped between
+them). LLaMA-Factory pairs rows the same way within its 1,000-row preprocessing batches, with any number of
+workers, before it samples them at random; axolotl hands them to TRL as they are with
+`shuffle_merged_datasets: false`. ms-swift shuffles the rows (with its `data_seed`) before it pairs them, so the
+order is moot there, and harmless. Every 8 consecutive rows hold both labels, so no batch is all desirable or all
+undesirable. Re-sorting or grouping the rows undoes all this; shuffling them again is harmless but no longer
+guarantees it.
 """
+
+
+def _distances(stats: list[SplitStats], config: UltraFeedbackKTOConfig) -> tuple[str, int]:
+    """What the order promises and reached in each split, and the largest batch of ``train`` that
+    cannot hold one prompt twice."""
+    apart = {s.name: s.closest_rows[1] - s.closest_rows[0] for s in stats if s.closest_rows}
+    reached = ", ".join(f"{_n(rows)} rows apart in `{split}`" for split, rows in apart.items())
+    text = (
+        f"Here two rows of one prompt are at least {_n(config.min_prompt_distance)} rows apart, or as far apart as a "
+        f"smaller split allows" + (f" (the closest two: {reached})." if reached else ".")
+    )
+    return text, min(config.min_prompt_distance, apart.get("train", config.min_prompt_distance))
 
 
 #: The name LLaMA-Factory knows the dataset by, in ``dataset_info.json``.

@@ -15,7 +15,7 @@ from collections.abc import Iterable
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ultrafeedback_kto import SplitReport
+from ultrafeedback_kto import SplitReport, closest_rows
 
 #: The aspects of openbmb/UltraFeedback's annotations, each rated "1" to "5" or "N/A".
 ASPECTS = ("helpfulness", "honesty", "instruction_following", "truthfulness")
@@ -55,6 +55,7 @@ class SplitStats:
     by_model: list[LabelCounts]
     by_rating: list[LabelCounts]
     pairs_read: int | None = None
+    closest_rows: tuple[int, int] | None = None  # the two closest rows of one prompt (None: no prompt has two)
     left_out: list[LeftOut] = dataclasses.field(default_factory=list)
     by_aspect: dict[str, list[LabelCounts]] = dataclasses.field(default_factory=dict)  # with annotations
 
@@ -113,8 +114,11 @@ def split_stats(
     models: dict = {}
     ratings: dict = {}
     aspects: dict[str, dict] = {}
+    prompts: list[int] = []  # a hash of each row's prompt id, in order (a split's strings would take more)
     for table in [tables] if isinstance(tables, pa.Table) else tables:
         rows += table.num_rows
+        if "prompt_id" in table.column_names:
+            prompts += map(hash, table.column("prompt_id").to_pylist())
         desirable += pc.sum(table.column("label").cast(pa.int64())).as_py() or 0
         _count(sources, table, table.column("source"), lambda v: "(none)" if v is None else v)
         _count(models, table, table.column("model"), lambda v: "(none)" if v is None else v)
@@ -134,6 +138,7 @@ def split_stats(
         by_rating=[ratings.get(shown, LabelCounts(shown, 0, 0)) for shown in band_order]
         + [group for shown, group in ratings.items() if shown not in band_order],
         by_aspect={aspect: sorted(counts.values(), key=lambda group: group.name) for aspect, counts in aspects.items()},
+        closest_rows=closest_rows(prompts),
     )
     if report is not None:
         stats.pairs_read = report.read

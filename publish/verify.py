@@ -27,8 +27,9 @@ from huggingface_hub import DatasetCard
 
 from publish.card import DATASET_INFO, DATASET_INFO_ENTRY, left_out_in
 from publish.errors import PublishError, one_line
+from publish.plan import MARKER
 from publish.stats import size_category
-from ultrafeedback_kto import order_problems
+from ultrafeedback_kto import UltraFeedbackKTOConfig, order_problems
 
 REQUIRED_METADATA = tuple(
     "pretty_name license language task_categories tags size_categories source_datasets configs dataset_info".split()
@@ -260,6 +261,16 @@ def _label_problems(labels: list[bool], card: tuple[int, int] | None) -> list[st
     return problems
 
 
+def _min_prompt_distance(folder: Path) -> int:
+    """The build's ``min_prompt_distance``, from its record (the builder's default without one)."""
+    default = UltraFeedbackKTOConfig.min_prompt_distance
+    try:
+        options = json.loads((folder / MARKER).read_text(encoding="utf-8"))["provenance"]["options"]
+        return int(options.get("min_prompt_distance", default))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return default
+
+
 def _load_problems(
     folder: Path, name: str, info: datasets.DatasetInfo, labels: dict[str, tuple[int, int]]
 ) -> list[str]:
@@ -278,7 +289,7 @@ def _load_problems(
                 problems.append(f"config {name!r} split {split!r}: features differ from the card")
             order = dataset.select_columns(["prompt_id", "label"]).to_dict()
             in_split = _label_problems(order["label"], labels.get(split))
-            in_split += order_problems(order["prompt_id"], order["label"]) + _repeats(dataset)
+            in_split += order_problems(order["prompt_id"], order["label"], _min_prompt_distance(folder)) + _repeats(dataset)
             problems += [f"config {name!r} split {split!r}: {problem}" for problem in in_split]
             streamed = datasets.load_dataset(str(folder), name, split=split, streaming=True)
             streamed_ids = [row["prompt_id"] for row in streamed.select_columns(["prompt_id"])]

@@ -91,8 +91,8 @@ def test_broken_order(folder):
     table = pq.read_table(shard)
     pq.write_table(table.take(pc.sort_indices(table, [("prompt_id", "ascending")])), shard)
     problems = verify_folder(folder)
-    found = [p for p in problems if p.startswith("config 'default' split 'train':")]
-    assert any("share their prompt with the row before" in p for p in found)
+    found = [p for p in problems if p.startswith("config 'default' split 'train': rows ")]
+    assert any("share a prompt, 1 rows apart" in p for p in found)
 
 
 def test_invalid_card_metadata(folder):
@@ -174,18 +174,16 @@ def rewrite_shard(folder: Path, change) -> None:
     pq.write_table(change(pq.read_table(shard)), shard)
 
 
-def test_a_matched_kl_pair_is_named(folder):
-    # Row 3 gets the prompt of row 0: in a batch of 4 the first row is paired with a completion of its prompt.
+def test_two_rows_of_one_prompt_too_close_are_named(folder):
+    # Row 3 gets the prompt of row 0: a batch of 4 would pair row 0 with a completion of its own prompt.
     def matched(table):
         rows = table.to_pylist()
         rows[3] = {**rows[3], "prompt": rows[0]["prompt"], "prompt_id": rows[0]["prompt_id"]}
         return pa.Table.from_pylist(rows, schema=table.schema)
 
     rewrite_shard(folder, matched)
-    assert verify_folder(folder) == [
-        "config 'default' split 'train': 1 batches of 4 rows begin and end with one prompt, a matched KL pair "
-        "(first at row 0)"
-    ]
+    [problem] = verify_folder(folder)
+    assert problem.startswith("config 'default' split 'train': rows 0 and 3 share a prompt, 3 rows apart: ")
 
 
 def test_duplicates_and_contradictions_are_named(folder):
@@ -197,7 +195,7 @@ def test_duplicates_and_contradictions_are_named(folder):
 
     rewrite_shard(folder, repeated)
     # The order and the card's label counts no longer hold either: other findings.
-    elsewhere = ("rows share their prompt", "KL pair", "card's statistics")
+    elsewhere = ("share a prompt", "card's statistics")
     problems = [p for p in verify_folder(folder) if not any(words in p for words in elsewhere)]
     assert problems == [
         "config 'default' split 'train': 1 (prompt, completion) have both labels",
