@@ -175,6 +175,9 @@ def targets(results: dict[int, dict[Contender, Run]]) -> list[tuple[str, str, bo
         run = runs.get(contender)
         checks.append((name, "not run: no cgroup v1 memory controller here" if run is None else
                        "yes" if run.result["completed"] else "killed", None if run is None else run.result["completed"]))  # fmt: skip
+    for size, runs in results.items():
+        distance = runs[PUBLISH].result["prompt_distance"]
+        checks.append((f"3 at {size}x: rows of one prompt >= 1,000 apart in train", f"{distance:,.0f}", distance >= 1000))
     if 10 in results and BUILDER_1GIB in results[10]:
         ratio("1 in 1 GiB at 10x: wall <= 11 x 1 at 1x", results[10][BUILDER_1GIB], real[BUILDER], "wall", 11)
     return checks
@@ -214,6 +217,8 @@ def report(results: dict[int, dict[Contender, Run]], pairs: int, openbmb_rows: i
             notes = []
             if "examples_per_second" in run.result:
                 notes.append(f"{run.result['examples_per_second']:,.0f} examples/s")
+            if "prompt_distance" in run.result:
+                notes.append(f"rows of one prompt {run.result['prompt_distance']:,.0f} apart or more in train")
             if "completed" in run.result:
                 notes.append("completed" if run.result["completed"] else "killed by the memory limit")
             lines.append(f"| {size}x | {contender.label} | {run.wall:.2f} | {run.cpu:.2f} | {run.peak_mb:.0f} | "

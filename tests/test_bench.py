@@ -32,5 +32,5 @@ def test_small_benchmark_run_measures_every_contender_and_target(tmp_path):
         made["7. openbmb: load_dataset + exploding map + select_columns"].replace(",", ""))  # fmt: skip
     targets = [line for line in table.splitlines()
                if line.startswith("| ") and line.rstrip().endswith(("| yes |", "| **no** |", "| not checked |"))]  # fmt: skip
-    assert len(targets) == 6  # every real-size target is checked (the 10x ones need --sizes 1,10)
+    assert len(targets) == 7  # every real-size target is checked (the 10x ones need --sizes 1,10)
     assert (PROJECT / "bench" / "README.md").read_text().count("<!-- results: start -->") == 1
