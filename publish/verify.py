@@ -289,7 +289,8 @@ def _load_problems(
                 problems.append(f"config {name!r} split {split!r}: features differ from the card")
             order = dataset.select_columns(["prompt_id", "label"]).to_dict()
             in_split = _label_problems(order["label"], labels.get(split))
-            in_split += order_problems(order["prompt_id"], order["label"], _min_prompt_distance(folder)) + _repeats(dataset)
+            distance = _min_prompt_distance(folder)
+            in_split += order_problems(order["prompt_id"], order["label"], distance) + _repeats(dataset)
             problems += [f"config {name!r} split {split!r}: {problem}" for problem in in_split]
             streamed = datasets.load_dataset(str(folder), name, split=split, streaming=True)
             streamed_ids = [row["prompt_id"] for row in streamed.select_columns(["prompt_id"])]
