@@ -67,6 +67,9 @@ def pair_to_examples(pair: dict, config: kto.UltraFeedbackKTOConfig) -> list[dic
     if chosen[-1]["content"] == rejected[-1]["content"]:
         raise Refused(kto.SAME_COMPLETION)
     ratings = _rating(pair.get("chosen-rating")), _rating(pair.get("rejected-rating"))
+    low, high = kto.UPSTREAMS[config.upstream].ratings
+    if any(rating is not None and not low <= rating <= high for rating in ratings):
+        raise Refused(kto.Reason(f"rating outside the upstream's scale ({low:g} to {high:g})"))
     if None not in ratings and ratings[1] > ratings[0]:
         raise Refused(kto.REJECTED_ABOVE_CHOSEN)
     if (config.label_rule == "absolute" or config.min_rating_margin is not None) and None in ratings:
