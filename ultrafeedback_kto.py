@@ -961,11 +961,15 @@ class SplitReport:
             logger.info(f"Left out of split {self.split!r}:\n  " + "\n  ".join(lines[False]))
 
 
+def _option(default: Any, help: str) -> Any:
+    """A builder option: its default, and its help, the one text that documents it."""
+    return dataclasses.field(default=default, metadata={"help": help})
+
+
 @dataclasses.dataclass
 class UltraFeedbackKTOConfig(datasets.BuilderConfig):
-    """Options of the UltraFeedback KTO builder.
-
-    The upstreams (``upstream``):
+    """Options of the UltraFeedback KTO builder: each field's ``help`` says what it does (the
+    same text ``ufkto build --help`` shows); ``None`` leaves an option to the upstream.
 
     | upstream | Hub repo | a row | examples | splits |
     |---|---|---|---|---|
@@ -973,98 +977,90 @@ class UltraFeedbackKTOConfig(datasets.BuilderConfig):
     | ``"openbmb"`` | openbmb/UltraFeedback | a prompt | each rated completion, with its ``annotations``; ratings 1 to 5 (the mean of its aspects) | by ``test_size`` |
     | ``"h4-binarized"`` | HuggingFaceH4/ultrafeedback_binarized | a pair | as argilla-cleaned; ratings are its scores, 1 to 10 | its own: ``train_prefs``, ``test_prefs`` |
 
-    Args:
-        format (`str`, defaults to ``"standard"``):
-            ``"standard"``: ``prompt`` and ``completion`` are strings. ``"conversational"``:
-            ``prompt`` is the list of ``{content, role}`` messages before the final assistant
-            turn and ``completion`` a list holding that one assistant message, as TRL expects.
-            The configs ``default`` and ``conversational`` set it.
-        upstream (`str`, defaults to ``"argilla-cleaned"``):
-            The upstream dataset: argilla-cleaned, openbmb or h4-binarized (table above). Without
-            ``data_files`` it is read from the Hub;
-            ``data_files`` give files with its columns (for h4-binarized keyed by its split
-            names: ``data_files={"train_prefs": ..., "test_prefs": ...}``). ``upstream="openbmb"``.
-        upstream_revision (`str`, defaults to ``"main"``):
-            Branch, tag or commit of the upstream Hub repo, used when ``data_files`` is not
-            given. Pin a commit for a reproducible build: ``upstream_revision="a1b2c3..."``.
-        test_size (`float`, defaults to ``0.05``):
-            Fraction of prompts in the ``test`` split, chosen by a stable hash of the prompt
-            (see `split_of`); ``0`` gives ``train`` only. Not for h4-binarized, whose splits are
-            its own (a train prompt also in its test split is left out of train). ``test_size=0.1``.
-        order (`str`, defaults to ``"shuffled"``):
-            ``"shuffled"``: each split shuffled as a whole, then arranged so that rows of one
-            prompt are ``min_prompt_distance`` rows apart and every 8 consecutive rows hold both
-            labels (see `Arrangement`). ``"upstream"``: upstream order; neighbours then share a
-            prompt, which spoils the KL estimate of TRL's KTO trainer: for inspecting the
-            conversion, not for training.
-        seed (`int`, defaults to ``42``):
-            Seed of the shuffle. The same seed gives the same order, streaming or not and
-            with any ``num_proc``. ``seed=7``.
-        min_prompt_distance (`int`, defaults to ``1000``):
-            The fewest rows between two rows of one prompt, so that no batch or chunk of up to
-            that many rows, wherever it starts, holds one prompt twice (TRL's KTO trainer and
-            LLaMA-Factory pair each row with the completion of another row of its batch for
-            the KL term). A split too small for it keeps each prompt's rows as far apart as it
-            allows (`prompt_distance`). ``min_prompt_distance=2000``.
-        label_rule (`str`, defaults to the upstream's: ``"pairwise"``, for openbmb ``"absolute"``):
-            ``"pairwise"`` (pairs only): chosen is desirable, rejected is not. ``"absolute"``: a
-            completion is desirable when its own rating is at least ``desirable_threshold``
-            (the TRL docs warn that a chosen completion is not always a good one); pairs with a
-            missing rating are left out. ``"best-vs-rest"`` (openbmb only): the completions
-            with the prompt's best rating are desirable; a prompt whose completions all tie is
-            left out. ``label_rule="absolute"``.
-        desirable_threshold (`float`, defaults to ``4.0``; ``8.0`` for h4-binarized):
-            With ``label_rule="absolute"``: the lowest rating that is desirable, on the upstream's
-            scale (1 to 5; h4-binarized's scores 1 to 10), refused outside it. ``desirable_threshold=4.5``.
-        min_rating_margin (`float`, *optional*):
-            Leave out pairs whose chosen rating exceeds the rejected one by less than this
-            (and pairs with a missing rating); pairs only. ``min_rating_margin=1.0``.
-        exclude_sources (`tuple[str]`, defaults to ``("truthful_qa",)`` for openbmb, else ``()``):
-            Leave out upstream rows of these sources (TruthfulQA is an evaluation set, which
-            Argilla's cleaning removed); not for h4-binarized, which has no source.
-            ``exclude_sources=("truthful_qa", "false_qa")``.
-        max_pairs (`int`, *optional*):
-            Read only the first N upstream rows (pairs; prompts for openbmb; per split for
-            h4-binarized), for quick runs. ``max_pairs=1000``.
-        on_bad_rows (`str`, defaults to ``"warn"``):
-            What to do with malformed upstream data (see `convert_pairs` and
-            `convert_completions`). ``"warn"``: leave it out and log, at the end of each split,
-            one line per reason with its count and first rows; ``"skip"``: leave it out
-            silently; ``"error"``: stop at the first one, naming the file, row and reason.
-            Problems with a file as a whole (missing, empty, unreadable, not UTF-8, missing or
-            repeated columns, wrong types) always stop the build before any row is written.
-        shuffle_dir (`str`, *optional*):
-            Where converted examples wait while each split's order is decided, about the size
-            of the dataset; the system temporary folder by default. ``shuffle_dir="/scratch"``.
-
     Whatever the options, each split keeps one example of each (prompt, completion, label):
     duplicates are left out, and a (prompt, completion) found with both labels is left out
     altogether, counted as contradictory; a split left with one label, which KTO cannot train
     on, stops the build. Every upstream row is read and converted before the first example
     can be placed, so ``as_streaming_dataset`` reads the whole upstream once before it yields.
 
-    Example:
+    Example::
 
-    ```python
-    >>> builder = UltraFeedbackKTO(config_name="conversational", data_files="upstream.parquet",
-    ...                            label_rule="absolute", desirable_threshold=4.5, test_size=0.1)
-    ```
+        builder = UltraFeedbackKTO(config_name="conversational", data_files="upstream.parquet",
+                                   label_rule="absolute", desirable_threshold=4.5, test_size=0.1)
     """
 
-    format: Literal["standard", "conversational"] = "standard"
-    upstream: Literal["argilla-cleaned", "openbmb", "h4-binarized"] = "argilla-cleaned"
-    upstream_revision: str = "main"
-    test_size: float | None = None
-    order: Literal["shuffled", "upstream"] = "shuffled"
-    seed: int = 42
-    min_prompt_distance: int = 1000
-    label_rule: Literal["pairwise", "absolute", "best-vs-rest"] | None = None
-    desirable_threshold: float | None = None
-    min_rating_margin: float | None = None
-    exclude_sources: tuple[str, ...] | None = None
-    max_pairs: int | None = None
-    on_bad_rows: Literal["error", "warn", "skip"] = "warn"
-    shuffle_dir: str | None = None
+    format: Literal["standard", "conversational"] = _option(
+        "standard",
+        "'standard': prompt and completion are strings. 'conversational': prompt is the list of {content, role} "
+        "messages before the final assistant turn, completion a list of that one message, as TRL expects. The "
+        "configs 'default' and 'conversational' set it.",
+    )
+    upstream: Literal["argilla-cleaned", "openbmb", "h4-binarized"] = _option(
+        "argilla-cleaned",
+        "The upstream dataset (the table of UltraFeedbackKTOConfig). Without data_files it is read from the Hub; data_files give files "
+        "with its columns (for h4-binarized keyed by its split names: {'train_prefs': ..., 'test_prefs': ...}).",
+    )
+    upstream_revision: str = _option(
+        "main", "Branch, tag or commit of the upstream Hub repo, without data_files; pin a commit to reproduce a build."
+    )
+    test_size: float | None = _option(
+        None,
+        "Fraction of prompts in the test split, chosen by a stable hash of the prompt (split_of); 0 gives train only; "
+        "0.05 by default. Not for h4-binarized, whose splits are its own (a train prompt also in its test split is "
+        "left out of train). E.g. 0.1.",
+    )
+    order: Literal["shuffled", "upstream"] = _option(
+        "shuffled",
+        "'shuffled': each split shuffled as a whole, then arranged so that rows of one prompt are "
+        "min_prompt_distance rows apart and every 8 consecutive rows hold both labels (Arrangement). 'upstream': "
+        "upstream order, where neighbours share a prompt, which spoils the KL estimate of TRL's KTO trainer: for "
+        "inspecting the conversion, not for training.",
+    )
+    seed: int = _option(42, "Seed of the shuffle: the same seed gives the same order, streaming or not, any num_proc.")
+    min_prompt_distance: int = _option(
+        1000,
+        "The fewest rows between two rows of one prompt, so that no batch or chunk of up to that many rows, wherever "
+        "it starts, holds one prompt twice (TRL's KTO trainer and LLaMA-Factory pair each row with the completion of "
+        "another row of its batch for the KL term). A split too small for it keeps each prompt's rows as far apart "
+        "as it allows (prompt_distance). E.g. 2000.",
+    )
+    label_rule: Literal["pairwise", "absolute", "best-vs-rest"] | None = _option(
+        None,
+        "'pairwise' (pairs only; the default for pairs): chosen is desirable, rejected is not. 'absolute' (openbmb's "
+        "default): a completion is desirable when its own rating is at least desirable_threshold; pairs with a "
+        "missing rating are left out. 'best-vs-rest' (openbmb only): the completions with the prompt's best rating "
+        "are desirable; a prompt whose completions all tie is left out.",
+    )
+    desirable_threshold: float | None = _option(
+        None,
+        "With label_rule 'absolute': the lowest desirable rating, on the upstream's scale (1 to 5; h4-binarized's "
+        "scores 1 to 10), refused outside it; 4.0 by default, 8.0 for h4-binarized. E.g. 4.5.",
+    )
+    min_rating_margin: float | None = _option(
+        None,
+        "Leave out pairs whose chosen rating exceeds the rejected one by less than this, and pairs with a missing "
+        "rating; pairs only. E.g. 1.0.",
+    )
+    exclude_sources: tuple[str, ...] | None = _option(
+        None,
+        "Leave out upstream rows of these sources; ('truthful_qa',) for openbmb by default (an evaluation set, which "
+        "Argilla's cleaning removed), else none. Not for h4-binarized, which has no source.",
+    )
+    max_pairs: int | None = _option(
+        None, "Read only the first N upstream rows (pairs; prompts for openbmb; per split for h4-binarized)."
+    )
+    on_bad_rows: Literal["error", "warn", "skip"] = _option(
+        "warn",
+        "Malformed upstream rows: 'warn' leaves them out and logs one line per reason with its count and first "
+        "rows; 'skip' leaves them out silently; 'error' stops at the first, naming its file, row and reason. A file "
+        "unusable as a whole (missing, empty, unreadable, not UTF-8, missing or repeated columns, wrong types) always "
+        "stops the build before any row is written.",
+    )
+    shuffle_dir: str | None = _option(
+        None,
+        "Where converted examples wait while each split's order is decided, about the size of the dataset; the "
+        "system's temporary folder by default.",
+    )
 
     def __post_init__(self):
         super().__post_init__()

@@ -1,13 +1,12 @@
 """The builder's options as the publish commands see them, all derived from
 `UltraFeedbackKTOConfig`: its fields are the options, their types the flags' types and
-choices, its docstring their help. A new option is written there, once.
+choices, their ``help`` metadata the flags' help. A new option is written there, once.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import re
 import typing
 
 import datasets
@@ -23,15 +22,12 @@ BUILDER_OPTIONS = tuple(field.name for field in dataclasses.fields(UltraFeedback
 
 
 def described() -> dict[str, str]:
-    """Each option's first sentence in the config's docstring (its ``Args:`` entries), and
-    what its entry says of its default."""
-    entries = re.findall(r"^ {8}(\w+) \(`[^`]*`(.*)\):\n((?: {12}.*\n)+)", UltraFeedbackKTOConfig.__doc__, flags=re.M)
-    described = {}
-    for name, default, text in entries:
-        first = " ".join(text.replace("`", "").split()).split(". ")[0].rstrip(".")
-        default = default.replace("`", "").removeprefix(", defaults to ").removeprefix(", ")
-        described[name] = first + ("" if default == "*optional*" else f" (default: {default})")
-    return described
+    """Each option's help, as its field declares it, and its default where it has one."""
+    fields = {field.name: field for field in dataclasses.fields(UltraFeedbackKTOConfig)}
+    return {
+        name: fields[name].metadata["help"] + ("" if fields[name].default is None else f" (default: {fields[name].default})")
+        for name in BUILDER_OPTIONS
+    }
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
