@@ -33,6 +33,7 @@ import json
 import math
 import os
 import random
+import re
 import tempfile
 import typing
 import urllib.parse
@@ -751,14 +752,24 @@ WRONG_TYPE = Reason("a value of the wrong type")
 NOT_UNICODE = Reason("text that is not valid Unicode (a lone surrogate)")
 
 
-def shown_name(name: str) -> str:
-    """How a file is named in messages: a URL without credentials, query or fragment (a
-    signed URL's signature, a token); a local path as given."""
-    if "://" not in name:
-        return name
-    parts = urllib.parse.urlsplit(name)
-    host = (parts.hostname or "") + (f":{parts.port}" if parts.port else "")
-    return urllib.parse.urlunsplit((parts.scheme, host, parts.path, "", ""))
+_URL = re.compile(r"[a-zA-Z][\w+.-]*://[^\s'\"<>)]+")
+
+
+def scrub_urls(text: str) -> str:
+    """``text`` as a message or the card may show it: every URL in it without credentials, query
+    or fragment (a signed URL's signature, a token); the rest as it is."""
+
+    def scrubbed(url: re.Match) -> str:
+        parts = urllib.parse.urlsplit(url[0])
+        host = (parts.hostname or "") + (f":{parts.port}" if parts.port else "")
+        return urllib.parse.urlunsplit((parts.scheme, host, parts.path, "", ""))
+
+    return _URL.sub(scrubbed, text)
+
+
+def one_line(error: object) -> str:
+    """An error as one line: the first line of its text that is not blank, or its type's name."""
+    return next((line.strip() for line in str(error).splitlines() if line.strip()), type(error).__name__)
 
 
 def _file_format(name: str) -> str:
@@ -843,7 +854,7 @@ def inspect_source(name: str, path: str, schema: pa.Schema) -> int:
     except UnicodeDecodeError:
         raise _not_utf8(name, path) from None
     except (pa.ArrowException, OSError) as error:
-        raise UpstreamError(f"{name}: unreadable {file_format} file ({_one_line(error)})") from None
+        raise UpstreamError(f"{name}: unreadable {file_format} file ({one_line(error)})") from None
     if rows == 0:
         raise UpstreamError(f"{name}: empty file (no rows)")
     missing = [column for column in schema.names if column not in columns]
@@ -877,10 +888,6 @@ def _not_utf8(name: str, path: str) -> UpstreamError:
     return UpstreamError(f"{name}: not UTF-8 text, as JSON Lines must be")
 
 
-def _one_line(error: BaseException) -> str:
-    return " ".join(str(error).split()) or type(error).__name__
-
-
 def read_batches(name: str, path: str, schema: pa.Schema, unit: str, blanks: list[int]) -> Iterator[tuple]:
     """An upstream file's rows in batches, in file order, with the upstream's ``schema``, and
     for each batch the ``(row, reason)`` of rows that could not be read as that schema
@@ -905,7 +912,7 @@ def read_batches(name: str, path: str, schema: pa.Schema, unit: str, blanks: lis
     except UnicodeDecodeError:
         raise _not_utf8(name, path) from None
     except (pa.ArrowException, OSError) as error:
-        raise UpstreamError(f"{name}: unreadable {file_format} file ({_one_line(error)})") from None
+        raise UpstreamError(f"{name}: unreadable {file_format} file ({one_line(error)})") from None
 
 
 def _json_rows(lines: list[bytes], schema: pa.Schema, unit: str) -> tuple[pa.Table, list[tuple[int, Reason]]]:
@@ -1172,7 +1179,7 @@ class UltraFeedbackKTO(datasets.ArrowBasedBuilder):
             files = {split: list(datasets.data_files.DataFilesList.from_patterns(
                 [f"hf://datasets/{upstream.repo}@{config.upstream_revision}/{pattern}"],
                 download_config=dl_manager.download_config)) for split, pattern in upstream.files.items()}  # fmt: skip
-        sources = [(split, shown_name(name), path) for split, names in files.items()
+        sources = [(split, scrub_urls(name), path) for split, names in files.items()
                    for name, path in zip(names, dl_manager.download(names), strict=True)]  # fmt: skip
         # Every file is checked before any row is read; windows are sized by the rows expected.
         expected = Counter()

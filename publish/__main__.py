@@ -14,7 +14,7 @@ import signal
 import sys
 from pathlib import Path
 
-from publish.errors import PublishError, without_url_queries
+from publish.errors import PublishError
 
 #: The signals that stop a command, and how its last line names them.
 STOPPED_BY = {signal.SIGINT: "interrupted", signal.SIGTERM: "interrupted (SIGTERM)"}
@@ -104,6 +104,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(argv: list[str]) -> int:
+    from ultrafeedback_kto import scrub_urls  # imports datasets: only once the signal handlers are set
+
     args = _parser().parse_args(argv)
     args.command_line = shlex.join([*_prog().split(), *argv])
     try:
@@ -121,7 +123,7 @@ def _run(argv: list[str]) -> int:
 
             push_folder(PushArguments.from_namespace(args))
     except PublishError as error:
-        print(f"error: {without_url_queries(str(error))}", file=sys.stderr)
+        print(f"error: {scrub_urls(str(error))}", file=sys.stderr)
         return 1
     return 0
 

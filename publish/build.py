@@ -33,7 +33,7 @@ from datasets.utils.py_utils import convert_file_size_to_int
 
 import publish
 from publish.card import DATASET_INFO, CardInputs, Provenance, dataset_info, render_card
-from publish.errors import PublishError, one_line
+from publish.errors import PublishError
 from publish.options import given_options
 from publish.plan import MARKER, OWN_FILES, PRIVATE_FILES
 from publish.stats import SplitStats, split_stats
@@ -44,7 +44,8 @@ from ultrafeedback_kto import (
     UltraFeedbackKTOConfig,
     UpstreamError,
     features,
-    shown_name,
+    one_line,
+    scrub_urls,
     standard_from_conversational,
 )
 
@@ -131,7 +132,7 @@ def public_name(source: str) -> str:
     """How the card names a source: a URL as the builder shows it (without credentials, query
     or fragment), a local file by its name alone (not the machine's folders); ``SPLIT=`` kept."""
     split, path = split_source(source)
-    name = shown_name(path) if "://" in path else Path(path).name
+    name = scrub_urls(path) if "://" in path else Path(path).name
     return f"{split}={name}" if split else name
 
 

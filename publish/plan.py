@@ -15,7 +15,8 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from publish.errors import PublishError, one_line
+from publish.errors import PublishError
+from ultrafeedback_kto import one_line
 
 #: Marks a folder written by ``build`` and records what it was built for; never published.
 MARKER = ".ufkto-build.json"

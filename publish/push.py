@@ -14,8 +14,9 @@ import tempfile
 from pathlib import Path
 from typing import Protocol
 
-from publish.errors import PublishError, one_line
+from publish.errors import PublishError
 from publish.plan import MARKER, LocalFile, Plan, PushArguments, Remote, list_files, plan_push, validate_repo_id
+from ultrafeedback_kto import one_line
 
 
 class Repo(Protocol):

@@ -23,8 +23,9 @@ from contextlib import contextmanager
 from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi, constants, get_token
 from huggingface_hub.errors import HfHubHTTPError, HFValidationError, RepositoryNotFoundError, RevisionNotFoundError
 
-from publish.errors import PublishError, one_line, without_url_queries
+from publish.errors import PublishError
 from publish.plan import Plan, PushArguments, Remote, RemoteFile
+from ultrafeedback_kto import one_line, scrub_urls
 
 try:  # the HTTP client huggingface_hub 2.x is built on; its connection errors are not HfHubHTTPError
     from httpx2 import TransportError
@@ -41,7 +42,7 @@ class _WithoutQueries(logging.Filter):
     shown without URL queries."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        record.msg, record.args = without_url_queries(record.getMessage()), ()
+        record.msg, record.args = scrub_urls(record.getMessage()), ()
         return True
 
 

@@ -25,8 +25,9 @@ from contextlib import contextmanager
 from pathlib import PurePosixPath
 from typing import Any
 
-from publish.errors import PublishError, one_line
+from publish.errors import PublishError
 from publish.plan import LocalFile, Plan, PushArguments, Remote, RemoteFile
+from ultrafeedback_kto import one_line
 
 REPO_TYPE = "dataset"
 REVISION = "master"  # ModelScope's one branch (not "main")

@@ -26,10 +26,10 @@ from datasets.utils.metadata import MetadataConfigs
 from huggingface_hub import DatasetCard
 
 from publish.card import DATASET_INFO, DATASET_INFO_ENTRY, left_out_in
-from publish.errors import PublishError, one_line
+from publish.errors import PublishError
 from publish.plan import MARKER
 from publish.stats import size_category
-from ultrafeedback_kto import UltraFeedbackKTOConfig, order_problems
+from ultrafeedback_kto import UltraFeedbackKTOConfig, one_line, order_problems
 
 REQUIRED_METADATA = tuple(
     "pretty_name license language task_categories tags size_categories source_datasets configs dataset_info".split()
