@@ -753,6 +753,7 @@ NOT_UNICODE = Reason("text that is not valid Unicode (a lone surrogate)")
 
 
 _URL = re.compile(r"[a-zA-Z][\w+.-]*://[^\s'\"<>)]+")
+_QUERY = re.compile(r"\?[\w.~%+-]+=[^\s'\"]*")  # also after a bare path, as urllib3 names what it retries
 
 
 def scrub_urls(text: str) -> str:
@@ -764,7 +765,7 @@ def scrub_urls(text: str) -> str:
         host = (parts.hostname or "") + (f":{parts.port}" if parts.port else "")
         return urllib.parse.urlunsplit((parts.scheme, host, parts.path, "", ""))
 
-    return _URL.sub(scrubbed, text)
+    return _QUERY.sub("", _URL.sub(scrubbed, text))
 
 
 def one_line(error: object) -> str:
