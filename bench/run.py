@@ -30,8 +30,8 @@ from pathlib import Path
 PROJECT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT))
 
-from publish.sample import write_upstream  # noqa: E402
-from publish.sample_family import write_openbmb  # noqa: E402
+from tools.sample import write_upstream  # noqa: E402
+from tools.sample_family import write_openbmb  # noqa: E402
 
 REAL_PAIRS, REAL_OPENBMB_ROWS = 60_917, 63_967
 GiB = 2**30

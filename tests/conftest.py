@@ -16,7 +16,7 @@ os.environ["HF_DATASETS_OFFLINE"] = "1"
 
 import datasets  # noqa: E402
 
-from publish.sample import write_upstream  # noqa: E402
+from tools.sample import write_upstream  # noqa: E402
 from ultrafeedback_kto import UltraFeedbackKTO  # noqa: E402
 
 datasets.disable_progress_bars()

@@ -11,8 +11,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from publish.sample import generate_table
 from tests.conftest import build, make_builder
+from tools.sample import generate_table
 from ultrafeedback_kto import UpstreamError
 
 

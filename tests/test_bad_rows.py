@@ -13,10 +13,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from publish.sample import generate_table
-from publish.sample_family import generate_h4_tables
 from tests.conftest import build, make_builder
 from tests.test_bad_input import failed_build, write_as
+from tools.sample import generate_table
+from tools.sample_family import generate_h4_tables
 
 SURROGATE = "text that is not valid Unicode (a lone surrogate)"
 

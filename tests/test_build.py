@@ -21,10 +21,10 @@ import pytest
 
 from publish import build as build_module
 from publish.__main__ import main
-from publish.sample import write_upstream
 from tests.conftest import PROJECT, build, files_of
 from tests.network_guard import blocked, guard
 from tests.test_bad_input import bad_rows_file
+from tools.sample import write_upstream
 
 SAMPLE = PROJECT / "publish" / "samples" / "ultrafeedback-sample.parquet"
 EXPECTED_FILES = [

@@ -10,8 +10,8 @@ import pyarrow.compute as pc
 import pytest
 
 import ultrafeedback_kto as kto
-from publish.sample import generate_table
 from tests.reference import Refused, pair_to_examples, prompt_id, render_prompt
+from tools.sample import generate_table
 from ultrafeedback_kto import FEATURES, UPSTREAM_SCHEMA, UltraFeedbackKTOConfig, convert_pairs
 
 OFF_SCALE = kto.Reason("rating outside the upstream's scale (1 to 5)")

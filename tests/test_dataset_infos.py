@@ -1,4 +1,4 @@
-"""dataset_infos.json is generated from the builder, never edited by hand."""
+"""dataset_infos.json is generated from the builder by tools/infos.py, never edited by hand."""
 
 from __future__ import annotations
 
@@ -6,11 +6,13 @@ import json
 
 import datasets
 
-from publish import infos
+from tests.conftest import PROJECT
+from tools import infos
 
 
 def test_dataset_infos_json_is_up_to_date():
-    assert infos.main(["--check"]) == 0, "dataset_infos.json is stale: run `python -m publish.infos`"
+    assert infos.PROJECT_INFOS == PROJECT / "dataset_infos.json"  # the checkout's, beside the builder
+    assert infos.main(["--check"]) == 0, "dataset_infos.json is stale: run `python -m tools.infos`"
 
 
 def test_stale_file_is_detected(tmp_path, capsys):
@@ -18,6 +20,8 @@ def test_stale_file_is_detected(tmp_path, capsys):
     stale.write_text(infos.render().replace('"mit"', '"apache-2.0"'))
     assert infos.main(["--check", "--path", str(stale)]) == 1
     assert "is stale" in capsys.readouterr().err
+    assert infos.main(["--path", str(stale)]) == 0
+    assert infos.main(["--check", "--path", str(stale)]) == 0
 
 
 def test_dataset_infos_describe_both_configs_readably():

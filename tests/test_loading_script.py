@@ -9,8 +9,8 @@ from __future__ import annotations
 import datasets
 import pytest
 
-from publish.sample import write_upstream
 from tests.conftest import PROJECT, build
+from tools.sample import write_upstream
 
 SCRIPT_RELEASES = int(datasets.__version__.split(".")[0]) < 4
 

@@ -1,10 +1,16 @@
-"""The fake-upstream generator: schema, determinism, file formats, the command, and the
-traits of the real upstream that the converter must cope with (checked at 2,000 pairs)."""
+"""The fake-upstream generator (tools/sample.py): schema, determinism, file formats, the
+command and the shipped samples it made, and the traits of the real upstream that the
+converter must cope with (checked at 2,000 pairs)."""
 
 from __future__ import annotations
 
 import json
+import os
+import signal
 import statistics
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pyarrow as pa
@@ -12,23 +18,22 @@ import pyarrow.json as pajson
 import pyarrow.parquet as pq
 import pytest
 
-from publish import sample
-from publish.sample import UPSTREAM_SCHEMA, generate_batches, generate_table, main, write_upstream
-from tests.conftest import PROJECT
+from tests.conftest import PROJECT, files_of
+from tools.sample import (
+    MODELS,
+    ROW_GROUP_SIZE,
+    SAMPLE_COMMANDS,
+    SOURCES,
+    generate_batches,
+    generate_table,
+    main,
+    write_upstream,
+)
+from ultrafeedback_kto import UPSTREAM_SCHEMA
 
 N = 2_000
 UPSTREAM_PAIRS = 60_917
 UPSTREAM_ARROW_BYTES = 284_937_773
-
-SOURCES = {
-    "evol_instruct", "false_qa", "flan_v2_niv2", "flan_v2_cot",
-    "flan_v2_p3", "flan_v2_flan2021", "sharegpt", "ultrachat",
-}  # fmt: skip
-MODELS = {
-    "gpt-4", "gpt-3.5-turbo", "gpt-4-turbo", "wizardlm-70b", "wizardlm-13b",
-    "llama-2-70b-chat", "llama-2-13b-chat", "starchat", "pythia-12b",
-    "falcon-40b-instruct", "mpt-30b-chat", "ultralm-65b", "vicuna-33b", "bard", "alpaca-7b",
-}  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -58,18 +63,7 @@ def read_jsonl_with_pyarrow(path: Path) -> pa.Table:
 # ---------------------------------------------------------------- schema and API
 
 
-def test_schema_is_the_upstream_schema():
-    assert UPSTREAM_SCHEMA.names == [
-        "source", "prompt", "chosen", "chosen-rating", "chosen-model",
-        "rejected", "rejected-rating", "rejected-model",
-    ]  # fmt: skip
-    messages = pa.list_(pa.struct([("content", pa.string()), ("role", pa.string())]))
-    assert UPSTREAM_SCHEMA.field("chosen").type == messages
-    assert UPSTREAM_SCHEMA.field("rejected").type == messages
-    for name in ("chosen-rating", "rejected-rating"):
-        assert UPSTREAM_SCHEMA.field(name).type == pa.float64()
-    for name in ("source", "prompt", "chosen-model", "rejected-model"):
-        assert UPSTREAM_SCHEMA.field(name).type == pa.string()
+def test_the_schema_is_the_builders_upstream_schema():
     assert generate_table(5).schema == UPSTREAM_SCHEMA
 
 
@@ -152,11 +146,11 @@ def test_parquet_and_jsonl_hold_the_same_pairs(tmp_path):
         assert [json.loads(line) for line in f] == expected.to_pylist()
 
 
-def test_parquet_row_groups_are_at_most_10000_rows(tmp_path):
-    path = write_upstream(tmp_path / "up.parquet", 10_050, seed=0)
+def test_parquet_row_groups_are_at_most_row_group_size_rows(tmp_path):
+    path = write_upstream(tmp_path / "up.parquet", ROW_GROUP_SIZE + 50, seed=0)
     meta = pq.ParquetFile(path).metadata
-    assert meta.num_rows == 10_050
-    assert [meta.row_group(i).num_rows for i in range(meta.num_row_groups)] == [10_000, 50]
+    assert meta.num_rows == ROW_GROUP_SIZE + 50
+    assert [meta.row_group(i).num_rows for i in range(meta.num_row_groups)] == [ROW_GROUP_SIZE, 50]
     assert meta.row_group(0).column(0).compression == "SNAPPY"  # pyarrow's default
 
 
@@ -178,26 +172,36 @@ def test_finished_file_has_ordinary_permissions(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["done.parquet", "plain"]
 
 
-def test_interrupted_write_leaves_no_file_and_keeps_the_old_one(tmp_path, monkeypatch):
-    target = tmp_path / "up.parquet"
-    target.write_bytes(b"old")
-
-    real = sample.generate_batches
-
-    def interrupted(n_pairs, seed=0, batch_size=10_000):
-        yield from real(5, seed, batch_size)
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(sample, "generate_batches", interrupted)
-    with pytest.raises(KeyboardInterrupt):
-        write_upstream(target, 100)
-    assert target.read_bytes() == b"old"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["up.parquet"]
-
-    monkeypatch.setattr(sample, "_pair", lambda seed, index: 1 / 0)
-    with pytest.raises(ZeroDivisionError):
-        write_upstream(tmp_path / "new.jsonl", 10)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["up.parquet"]
+@pytest.mark.parametrize(
+    ("args", "old_file"),
+    [
+        (["--pairs", "1000000", "--out", "up.parquet"], "up.parquet"),
+        (["--upstream", "openbmb", "--rows", "1000000", "--out", "up.jsonl"], "up.jsonl"),
+        (
+            ["--upstream", "h4-binarized", "--pairs", "1000000", "--test-pairs", "5", "--out", "h4"],
+            "h4/train_prefs.parquet",
+        ),
+    ],
+)
+def test_an_interrupted_command_leaves_no_file_and_keeps_the_old_one(tmp_path, args, old_file):
+    (tmp_path / old_file).parent.mkdir(exist_ok=True)
+    (tmp_path / old_file).write_bytes(b"old")
+    command = [sys.executable, "-m", "tools.sample", *args]
+    child = subprocess.Popen(
+        command, cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(PROJECT)}, stderr=subprocess.PIPE
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not any(tmp_path.rglob(".*.tmp")):  # the write is under way
+            assert child.poll() is None, "the command ended before it could be interrupted"
+            assert time.monotonic() < deadline, "the command wrote nothing in 2 minutes"
+            time.sleep(0.02)
+        child.send_signal(signal.SIGINT)  # Ctrl-C
+        _, err = child.communicate(timeout=60)
+    finally:
+        child.kill()
+    assert child.returncode != 0 and b"KeyboardInterrupt" in err
+    assert files_of(tmp_path) == {old_file: b"old"}
 
 
 # ---------------------------------------------------------------------- command
@@ -224,6 +228,24 @@ def test_command_rejects_an_unknown_suffix(tmp_path, capsys):
     assert not (tmp_path / "up.csv").exists()
 
 
+@pytest.mark.parametrize("out", SAMPLE_COMMANDS)
+def test_each_shipped_sample_is_what_its_command_makes(tmp_path, capsys, out):
+    """publish/samples/ is generated, never edited: `python -m tools.sample ARGS --out OUT`."""
+    shipped = PROJECT / out
+    made = tmp_path / shipped.name
+    assert main([*SAMPLE_COMMANDS[out].split(), "--out", str(made)]) == 0
+    if shipped.is_dir():
+        assert sorted(p.name for p in shipped.iterdir()) == sorted(p.name for p in made.iterdir())
+        pairs = [(shipped / p.name, p) for p in made.iterdir()]
+    else:
+        pairs = [(shipped, made)]
+    for shipped_file, made_file in pairs:
+        assert pq.read_table(shipped_file).equals(pq.read_table(made_file)), shipped_file
+
+
+def test_every_shipped_sample_has_its_command():
+    shipped = {path.relative_to(PROJECT).as_posix() for path in (PROJECT / "publish" / "samples").iterdir()}
+    assert shipped == set(SAMPLE_COMMANDS)
 
 
 # ------------------------------------------------------------ traits at 2,000 pairs
@@ -314,17 +336,11 @@ def test_some_prompts_are_reused_with_different_completions(rows):
 
 
 def test_sources_and_models_are_realistic(rows):
-    assert {r["source"] for r in rows} == SOURCES
-    assert {r["chosen-model"] for r in rows} | {r["rejected-model"] for r in rows} == MODELS
+    assert {r["source"] for r in rows} == set(SOURCES)
+    assert {r["chosen-model"] for r in rows} | {r["rejected-model"] for r in rows} == set(MODELS)
     assert share(r["chosen-model"] != r["rejected-model"] for r in rows) >= 0.95
 
 
 def test_arrow_size_extrapolates_to_the_real_upstream(table):
     extrapolated = table.nbytes / table.num_rows * UPSTREAM_PAIRS
     assert 0.9 * UPSTREAM_ARROW_BYTES <= extrapolated <= 1.1 * UPSTREAM_ARROW_BYTES
-
-
-def test_shipped_sample_is_what_the_generator_makes():
-    """publish/samples/ is generated, never edited: `python -m publish.sample --pairs 400 --seed 1 --out publish/samples/...`."""
-    shipped = pq.read_table(PROJECT / "publish" / "samples" / "ultrafeedback-sample.parquet")
-    assert shipped.equals(generate_table(400, seed=1))

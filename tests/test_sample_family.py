@@ -1,6 +1,6 @@
 """The generators of openbmb/UltraFeedback and HuggingFaceH4/ultrafeedback_binarized data
-(publish/sample_family.py): exact schemas, every trait in a sample of the shipped size,
-determinism, file formats, the shipped samples and the command."""
+(tools/sample_family.py): schemas that hold the builder's, every trait in a sample of the
+shipped size, determinism, file formats, the shipped samples and the command."""
 
 from __future__ import annotations
 
@@ -18,43 +18,34 @@ import pyarrow.json as pajson
 import pyarrow.parquet as pq
 import pytest
 
-from publish import sample_family
-from publish.sample import main
-from publish.sample_family import (
+from tests.conftest import PROJECT
+from tools.sample import main
+from tools.sample_family import (
     ANNOTATIONS_TYPE,
     H4_SCHEMA,
     H4_SPLITS,
-    OPENBMB_COMPLETION_TYPE,
+    OPENBMB_MODELS,
     OPENBMB_SCHEMA,
+    OPENBMB_SOURCE_COUNTS,
+    PRINCIPLES,
     generate_h4_tables,
     generate_openbmb_batches,
     generate_openbmb_table,
     write_h4,
     write_openbmb,
 )
-from tests.conftest import PROJECT
+from ultrafeedback_kto import ANNOTATIONS, UPSTREAMS
 
 OPENBMB_ROWS, OPENBMB_SEED = 300, 1  # publish/samples/openbmb-sample.parquet
 H4_TRAIN, H4_TEST, H4_SEED = 400, 100, 1  # publish/samples/h4-binarized/
 OPENBMB_SAMPLE = PROJECT / "publish" / "samples" / "openbmb-sample.parquet"
 H4_SAMPLE = PROJECT / "publish" / "samples" / "h4-binarized"
 
-ASPECTS = ("helpfulness", "honesty", "instruction_following", "truthfulness")
-RATINGS = {"1", "2", "3", "4", "5"}
-SOURCES = {
-    "evol_instruct", "false_qa", "flan_v2_niv2", "flan_v2_cot", "flan_v2_p3",
-    "flan_v2_flan2021", "sharegpt", "truthful_qa", "ultrachat",
-}  # fmt: skip
-REAL_SOURCE_COUNTS = {
-    "evol_instruct": 10_000, "false_qa": 2_339, "flan": 20_939,
-    "sharegpt": 19_949, "truthful_qa": 811, "ultrachat": 9_929,
-}  # fmt: skip
-MODELS = {
-    "gpt-4", "gpt-3.5-turbo", "bard", "ultralm-65b", "wizardlm-70b", "vicuna-33b",
-    "llama-2-70b-chat", "ultralm-13b", "wizardlm-13b", "llama-2-13b-chat", "wizardlm-7b",
-    "alpaca-7b", "llama-2-7b-chat", "falcon-40b-instruct", "starchat", "mpt-30b-chat", "pythia-12b",
-}  # fmt: skip
-PRINCIPLES = {"helpfulness", "honesty", "truthfulness", "verbalized_calibration"}
+ASPECTS = tuple(ANNOTATIONS)
+LOWEST, HIGHEST = (int(rating) for rating in UPSTREAMS["openbmb"].ratings)
+RATINGS = {str(rating) for rating in range(LOWEST, HIGHEST + 1)}
+SOURCES = set(OPENBMB_SOURCE_COUNTS)
+MODELS = set(OPENBMB_MODELS)
 
 
 def share(flags) -> float:
@@ -109,19 +100,19 @@ OPENBMB_TRAITS = {
     "instruction_following is sometimes N/A": lambda rows: any(
         c["annotations"]["instruction_following"]["Rating"] == "N/A" for c in completions(rows)
     ),
-    "a few completions have no numeric rating": lambda rows: any(
-        not numeric_ratings(c) for c in completions(rows)
-    ),
+    "a few completions have no numeric rating": lambda rows: any(not numeric_ratings(c) for c in completions(rows)),
     "some responses are empty": lambda rows: any(c["response"] == "" for c in completions(rows)),
     "two completions of a row share a response": lambda rows: any(map(shares_a_response, rows)),
     "a later row reuses an instruction": lambda rows: bool(reused_instructions(rows)),
     "some rationales are over 1,000 characters": lambda rows: any(len(t) > 1_000 for t in rationales(rows)),
-    "Type lists hold several numbers, None or 0": lambda rows: {("1", "2"), ("None",), ("0",)}
-    <= {tuple(c["annotations"][a]["Type"]) for c in completions(rows) for a in ("helpfulness", "truthfulness")},
-    "responses have code blocks and non-ASCII text": lambda rows: any(
-        "```" in c["response"] for c in completions(rows)
-    )
-    and any(not c["response"].isascii() for c in completions(rows)),
+    "Type lists hold several numbers, None or 0": lambda rows: (
+        {("1", "2"), ("None",), ("0",)}
+        <= {tuple(c["annotations"][a]["Type"]) for c in completions(rows) for a in ("helpfulness", "truthfulness")}
+    ),
+    "responses have code blocks and non-ASCII text": lambda rows: (
+        any("```" in c["response"] for c in completions(rows))
+        and any(not c["response"].isascii() for c in completions(rows))
+    ),
 }
 
 
@@ -137,12 +128,11 @@ def h4_test_in_train(tables) -> bool:
 H4_TRAITS = {
     "some scores tie": h4_ties,
     "some test prompts occur in train": h4_test_in_train,
-    "a later train row reuses a prompt": lambda t: len({r["prompt"] for r in t["train_prefs"]})
-    < len(t["train_prefs"]),
-    "completions have code blocks and non-ASCII text": lambda t: any(
-        "```" in r["chosen"][1]["content"] for r in t["train_prefs"]
-    )
-    and any(not r["rejected"][1]["content"].isascii() for r in t["train_prefs"]),
+    "a later train row reuses a prompt": lambda t: len({r["prompt"] for r in t["train_prefs"]}) < len(t["train_prefs"]),
+    "completions have code blocks and non-ASCII text": lambda t: (
+        any("```" in r["chosen"][1]["content"] for r in t["train_prefs"])
+        and any(not r["rejected"][1]["content"].isascii() for r in t["train_prefs"])
+    ),
 }
 
 
@@ -181,54 +171,37 @@ def read_jsonl_with_pyarrow(path: Path, schema: pa.Schema) -> pa.Table:
 # ---------------------------------------------------------------------- schemas
 
 
-def test_openbmb_schema_is_the_upstream_schema_in_column_and_field_order():
-    s, strings = pa.string(), pa.list_(pa.string())
-    with_type = pa.struct([("Rating", s), ("Rationale", s), ("Rationale For Rating", s), ("Type", strings)])
-    plain = pa.struct([("Rating", s), ("Rationale", s)])
-    annotations = pa.struct(
-        [("helpfulness", with_type), ("honesty", plain), ("instruction_following", plain), ("truthfulness", with_type)]
-    )
-    completion = pa.struct(
-        [
-            ("annotations", annotations), ("critique", s), ("custom_system_prompt", s),
-            ("fine-grained_score", pa.float64()), ("model", s), ("overall_score", pa.float64()),
-            ("principle", s), ("response", s),
-        ]
-    )  # fmt: skip
-    expected = pa.schema(
-        [
-            ("source", s), ("instruction", s), ("models", strings), ("completions", pa.list_(completion)),
-            ("correct_answers", strings), ("incorrect_answers", strings),
-        ]
-    )  # fmt: skip
-    assert ANNOTATIONS_TYPE == annotations
-    assert OPENBMB_COMPLETION_TYPE == completion
-    assert OPENBMB_SCHEMA == expected
-    assert generate_openbmb_table(3).schema == expected
-    assert generate_openbmb_table(0).schema == expected
+def holds(full: pa.DataType, read: pa.DataType) -> bool:
+    """Whether a column of type ``full`` holds one of type ``read``: the same type, or
+    structs (and lists of them) whose fields include ``read``'s, each holding its own."""
+    if pa.types.is_list(read):
+        return pa.types.is_list(full) and holds(full.value_type, read.value_type)
+    if pa.types.is_struct(read):
+        names = [field.name for field in full] if pa.types.is_struct(full) else []
+        return all(f.name in names and holds(full.field(f.name).type, f.type) for f in read)
+    return full == read
 
 
-def test_h4_schema_is_the_upstream_schema_in_column_order():
-    messages = pa.list_(pa.struct([("content", pa.string()), ("role", pa.string())]))
-    expected = pa.schema(
-        [
-            ("prompt", pa.string()), ("prompt_id", pa.string()), ("chosen", messages), ("rejected", messages),
-            ("messages", messages), ("score_chosen", pa.float64()), ("score_rejected", pa.float64()),
-        ]
-    )  # fmt: skip
-    assert H4_SCHEMA == expected
-    assert H4_SPLITS == ("train_prefs", "test_prefs")
+@pytest.mark.parametrize(("upstream", "schema"), [("openbmb", OPENBMB_SCHEMA), ("h4-binarized", H4_SCHEMA)])
+def test_the_schema_holds_every_column_the_builder_reads(upstream, schema):
+    read = UPSTREAMS[upstream].schema
+    assert all(name in schema.names and holds(schema.field(name).type, read.field(name).type) for name in read.names)
+
+
+def test_tables_have_the_schemas_and_the_splits_the_upstreams_name():
+    assert generate_openbmb_table(3).schema == OPENBMB_SCHEMA
+    assert generate_openbmb_table(0).schema == OPENBMB_SCHEMA
     tables = generate_h4_tables(3, 2)
-    assert list(tables) == ["train_prefs", "test_prefs"]
-    assert all(t.schema == expected for t in tables.values())
+    assert list(tables) == list(H4_SPLITS) == list(UPSTREAMS["h4-binarized"].splits)
+    assert all(t.schema == H4_SCHEMA for t in tables.values())
     assert [t.num_rows for t in tables.values()] == [3, 2]
 
 
-def test_annotations_type_is_a_datasets_feature():
+def test_annotations_type_is_the_builders_feature():
     import datasets
 
-    feature = datasets.Features.from_arrow_schema(pa.schema([("annotations", ANNOTATIONS_TYPE)]))
-    assert feature.arrow_schema.field("annotations").type == ANNOTATIONS_TYPE
+    builder_type = datasets.Features({"annotations": ANNOTATIONS}).arrow_schema.field("annotations").type
+    assert ANNOTATIONS_TYPE == builder_type
 
 
 def test_zero_rows_and_bad_arguments(tmp_path):
@@ -312,7 +285,6 @@ def test_parquet_row_groups_and_compression(tmp_path):
     small = write_openbmb(tmp_path / "small.parquet", 5, compression="zstd", compression_level=19)
     assert pq.ParquetFile(small).metadata.row_group(0).column(0).compression == "ZSTD"
     assert pq.read_table(small).equals(generate_openbmb_table(5))
-    assert sample_family.OPENBMB_ROW_GROUP_SIZE == 2_000
     with pytest.raises(ValueError, match="compression applies to .parquet only"):
         write_openbmb(tmp_path / "up.jsonl", 5, compression="zstd")
 
@@ -323,18 +295,6 @@ def test_unknown_suffixes_are_refused_before_anything_is_written(tmp_path):
     with pytest.raises(ValueError, match="use .parquet or .jsonl"):
         write_h4(tmp_path / "h4", 3, 3, suffix=".json")
     assert list(tmp_path.iterdir()) == []
-
-
-def test_interrupted_writes_leave_no_file(tmp_path, monkeypatch):
-    monkeypatch.setattr(sample_family, "_openbmb_row", lambda seed, index: 1 / 0)
-    monkeypatch.setattr(sample_family, "_h4_row", lambda seed, split, index, n_train: 1 / 0)
-    for suffix in (".parquet", ".jsonl"):
-        with pytest.raises(ZeroDivisionError):
-            write_openbmb(tmp_path / f"up{suffix}", 3)
-        with pytest.raises(ZeroDivisionError):
-            write_h4(tmp_path / "h4", 3, 3, suffix=suffix)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["h4"]
-    assert list((tmp_path / "h4").iterdir()) == []
 
 
 # ------------------------------------------------- openbmb: traits of the 300-row sample
@@ -419,7 +379,7 @@ def test_reference_answers_only_for_truthful_qa_and_flan(openbmb):
 
 def test_principles_follow_the_source_and_system_prompts_and_critiques_are_text(openbmb):
     comps = completions(openbmb)
-    assert {c["principle"] for c in comps} == PRINCIPLES
+    assert {c["principle"] for c in comps} == set(PRINCIPLES)
     evol = [c for r in openbmb if r["source"] == "evol_instruct" for c in r["completions"]]
     assert {c["principle"] for c in evol} == {"helpfulness"}
     assert all(0 < len(c["custom_system_prompt"]) < 600 and c["critique"] for c in comps)
@@ -439,9 +399,16 @@ def test_openbmb_lengths_follow_the_real_data(openbmb):
 def test_openbmb_rates_follow_the_real_data_at_2000_rows():
     rows = generate_openbmb_table(2_000, seed=0).to_pylist()
     comps = completions(rows)
-    counts = Counter("flan" if r["source"].startswith("flan_v2_") else r["source"] for r in rows)
-    total = sum(REAL_SOURCE_COUNTS.values())
-    for source, real in REAL_SOURCE_COUNTS.items():
+
+    def family(source: str) -> str:  # the real counts of FLAN's four are an estimate: as one
+        return "flan" if source.startswith("flan_v2_") else source
+
+    counts = Counter(family(r["source"]) for r in rows)
+    real_counts = Counter()
+    for source, count in OPENBMB_SOURCE_COUNTS.items():
+        real_counts[family(source)] += count
+    total = real_counts.total()
+    for source, real in real_counts.items():
         assert abs(counts[source] / len(rows) - real / total) <= 0.02 + 0.2 * real / total, source
     assert 3.9 <= len(comps) / len(rows) <= 4.0  # ~256k completions for 63,967 rows
     assert 0.01 <= share(len(r["completions"]) == 3 for r in rows) <= 0.035
@@ -500,20 +467,13 @@ def test_h4_lengths_follow_the_real_data(h4):
 
 
 # ------------------------------------------------------------------ shipped samples
+# That they are what their commands make: tests/test_sample.py.
 
 
-def test_shipped_openbmb_sample_is_what_the_generator_makes():
-    """`python -m publish.sample --upstream openbmb --pairs 300 --seed 1 --compression zstd:19 --out publish/samples/...`"""
-    assert pq.read_table(OPENBMB_SAMPLE).equals(generate_openbmb_table(OPENBMB_ROWS, seed=OPENBMB_SEED))
-
-
-def test_shipped_h4_sample_is_what_the_generator_makes():
-    """`python -m publish.sample --upstream h4-binarized --pairs 400 --test-pairs 100 --seed 1 --compression zstd:19
-    --out publish/samples/h4-binarized`"""
-    expected = generate_h4_tables(H4_TRAIN, H4_TEST, seed=H4_SEED)
-    assert sorted(p.name for p in H4_SAMPLE.iterdir()) == ["test_prefs.parquet", "train_prefs.parquet"]
-    for split in H4_SPLITS:
-        assert pq.read_table(H4_SAMPLE / f"{split}.parquet").equals(expected[split])
+def test_shipped_samples_hold_the_traits_checked_here(openbmb_table, h4):
+    shipped_h4 = {split: pq.read_table(H4_SAMPLE / f"{split}.parquet").to_pylist() for split in H4_SPLITS}
+    assert pq.read_table(OPENBMB_SAMPLE).equals(openbmb_table)
+    assert shipped_h4 == h4
 
 
 def test_shipped_samples_are_small():
@@ -575,11 +535,9 @@ def test_command_refuses_bad_combinations(tmp_path, capsys, args, message):
 
 def test_command_help_runs_as_a_module_and_names_the_upstreams():
     env = {**os.environ, "PYTHONPATH": str(PROJECT)}
-    done = subprocess.run(
-        [sys.executable, "-m", "publish.sample", "--help"],
-        cwd=PROJECT, env=env, capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+    command = [sys.executable, "-m", "tools.sample", "--help"]
+    done = subprocess.run(command, cwd=PROJECT, env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
-    for word in ("--upstream", "argilla-cleaned", "openbmb", "h4-binarized", "--pairs", "--test-pairs", "--seed",
-                 "--rows", "--out", "--format", "--compression"):  # fmt: skip
+    flags = ["--upstream", "--pairs", "--test-pairs", "--seed", "--rows", "--out", "--format", "--compression"]
+    for word in [*flags, *UPSTREAMS]:
         assert word in done.stdout

@@ -14,9 +14,9 @@ import sys
 import pyarrow.parquet as pq
 import pytest
 
-from publish.sample import generate_table
 from tests.conftest import PROJECT
 from tests.hub_server import LocalHub
+from tools.sample import generate_table
 from ultrafeedback_kto import UPSTREAM_REPO
 
 BUILD = """

@@ -10,9 +10,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from publish.sample_family import generate_h4_tables, generate_openbmb_table, write_h4, write_openbmb
 from tests.conftest import build, make_builder, stream
 from tests.reference import prompt_id
+from tools.sample_family import generate_h4_tables, generate_openbmb_table, write_h4, write_openbmb
 from ultrafeedback_kto import UltraFeedbackKTOConfig, UpstreamError, order_problems
 
 S = datasets.Value("string")

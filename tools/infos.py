@@ -1,7 +1,9 @@
 """Write ``dataset_infos.json`` from the builder's own info, for both configs.
 
-The file is generated, never edited by hand: ``python -m publish.infos`` rewrites it and
-``python -m publish.infos --check`` fails when it is stale (a test runs the check).
+The file is generated, never edited by hand: ``python -m tools.infos``, run from the checkout,
+rewrites the checkout's file (beside its ``ultrafeedback_kto.py``, where ``datasets`` reads it
+when the builder runs as a loading script) from the checkout's builder, and ``python -m
+tools.infos --check`` fails when it is stale (a test runs the check).
 """
 
 from __future__ import annotations
@@ -15,9 +17,12 @@ from pathlib import Path
 
 import datasets
 
+import ultrafeedback_kto
 from ultrafeedback_kto import UltraFeedbackKTO
 
-PROJECT_INFOS = Path(__file__).resolve().parents[1] / "dataset_infos.json"
+#: The checkout this tool is part of (``tools/`` is never installed).
+CHECKOUT = Path(__file__).resolve().parents[1]
+PROJECT_INFOS = CHECKOUT / "dataset_infos.json"
 
 
 def _portable(features: dict) -> dict:
@@ -61,14 +66,17 @@ def render() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m publish.infos", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m tools.infos", description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="fail when the file differs from the builder's info")
     parser.add_argument("--path", type=Path, default=PROJECT_INFOS, help="default: %(default)s")
     args = parser.parse_args(argv)
+    builder = Path(ultrafeedback_kto.__file__).resolve()
+    if builder.parent != CHECKOUT:
+        parser.error(f"the builder imported is {builder}, not the checkout's: run this from {CHECKOUT}")
     text = render()
     if args.check:
         if not args.path.is_file() or args.path.read_text(encoding="utf-8") != text:
-            print(f"{args.path} is stale: run `python -m publish.infos` and commit the result", file=sys.stderr)
+            print(f"{args.path} is stale: run `python -m tools.infos` and commit the result", file=sys.stderr)
             return 1
         print(f"{args.path} is up to date")
         return 0
