@@ -42,8 +42,8 @@ def streaming(upstream: str, work: Path) -> dict:
 def publish_build(upstream: str, work: Path) -> dict:
     """3: ``ufkto build`` end to end, both configs (a child process, as users run it)."""
     out = work / "ufkto"
-    subprocess.run([sys.executable, "-m", "publish", "build", "--source", upstream, "--out", str(out)],
-                   cwd=PROJECT, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    command = [sys.executable, "-m", "publish", "build", "--source", upstream, "--out", str(out)]
+    subprocess.run(command, cwd=PROJECT, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     import pyarrow.parquet as pq
 
     from ultrafeedback_kto import closest_rows
@@ -51,7 +51,8 @@ def publish_build(upstream: str, work: Path) -> dict:
     # Not a speed figure: how far apart the order kept the closest two rows of one prompt in train.
     train = sorted((out / "data").glob("train-*.parquet"))
     first, second = closest_rows(pq.read_table(train, columns=["prompt_id"]).column("prompt_id").to_pylist())
-    return {"rows": sum(pq.read_metadata(p).num_rows for p in out.rglob("*.parquet")), "prompt_distance": second - first}
+    rows = sum(pq.read_metadata(p).num_rows for p in out.rglob("*.parquet"))
+    return {"rows": rows, "prompt_distance": second - first}
 
 
 def trl_way(upstream: str, work: Path) -> dict:
@@ -81,14 +82,15 @@ def pyarrow_floor(upstream: str, work: Path) -> dict:
     pairs = pq.read_table(upstream)
     sides = []
     for side, label in (("chosen", True), ("rejected", False)):
-        sides.append(pa.table({
+        columns = {
             "prompt": pairs["prompt"],
             "completion": pc.struct_field(pc.list_element(pairs[side], 1), "content"),
             "label": pa.array([label] * pairs.num_rows),
             "source": pairs["source"],
             "model": pairs[f"{side}-model"],
             "average_rating": pairs[f"{side}-rating"],
-        }))  # fmt: skip
+        }
+        sides.append(pa.table(columns))
     rows = pa.concat_tables(sides)
     with pa.OSFile(str(work / "rows.arrow"), "wb") as sink, pa.ipc.new_file(sink, rows.schema) as writer:
         writer.write_table(rows)
@@ -96,20 +98,28 @@ def pyarrow_floor(upstream: str, work: Path) -> dict:
 
 
 ASPECTS = ("helpfulness", "honesty", "instruction_following", "truthfulness")
+COLUMNS = ["prompt", "completion", "label", "model", "average_rating", "annotations", "source"]
 
 
 def explode(batch: dict) -> dict:
     """A row per completion, with the mean of its numeric aspect ratings."""
-    out = {name: [] for name in ("prompt", "completion", "label", "model", "average_rating", "annotations", "source")}
-    for instruction, source, completions in zip(batch["instruction"], batch["source"], batch["completions"], strict=True):
+    out = {name: [] for name in COLUMNS}
+    rows = zip(batch["instruction"], batch["source"], batch["completions"], strict=True)
+    for instruction, source, completions in rows:
         for completion in completions:
-            ratings = [float(completion["annotations"][a]["Rating"]) for a in ASPECTS
-                       if completion["annotations"][a]["Rating"].isdigit()]  # fmt: skip
+            given = [completion["annotations"][aspect]["Rating"] for aspect in ASPECTS]
+            ratings = [float(rating) for rating in given if rating.isdigit()]
             average = sum(ratings) / len(ratings) if ratings else None
-            for name, value in (("prompt", instruction), ("completion", completion["response"]),
-                                ("label", average is not None and average >= 4.0), ("model", completion["model"]),
-                                ("average_rating", average), ("annotations", completion["annotations"]),
-                                ("source", source)):  # fmt: skip
+            values = {
+                "prompt": instruction,
+                "completion": completion["response"],
+                "label": average is not None and average >= 4.0,
+                "model": completion["model"],
+                "average_rating": average,
+                "annotations": completion["annotations"],
+                "source": source,
+            }
+            for name, value in values.items():
                 out[name].append(value)
     return out
 
@@ -121,7 +131,7 @@ def openbmb_recipe(upstream: str, work: Path) -> dict:
 
     dataset = datasets.load_dataset("parquet", data_files=upstream, cache_dir=str(work / "cache"))["train"]
     dataset = dataset.map(explode, batched=True, remove_columns=dataset.column_names)
-    dataset = dataset.select_columns(["prompt", "completion", "label", "model", "average_rating", "annotations", "source"])
+    dataset = dataset.select_columns(COLUMNS)
     return {"rows": dataset.num_rows}
 
 

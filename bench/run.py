@@ -8,7 +8,8 @@ memory of each (``os.wait4``'s rusage of the child), the ratios the targets spea
 whether each target is met. A contender "in 1 GiB" runs in a cgroup (v1) memory group limited
 to 1 GiB (``memory.limit_in_bytes``; the process and its page cache are charged to it): it
 must complete. The table is printed and, with ``--write``, written to bench/README.md with
-the date, the machine and the library versions.
+the date, the machine and the library versions; ``--json FILE`` writes the same results as
+data (what tests/test_bench.py reads).
 """
 
 from __future__ import annotations
@@ -43,6 +44,8 @@ class Contender:
     name: str  # in bench/contenders.py
     data: str = "argilla"  # the upstream file it reads: "argilla" or "openbmb"
     memory_limit: int | None = None  # bytes, in a cgroup
+    configs: int = 1  # how many configs' rows it makes
+    builder_rows: bool = True  # whether it makes the builder's rows (else keeps what the builder leaves out)
 
     @property
     def label(self) -> str:
@@ -58,10 +61,11 @@ class Contender:
         return labels[self.name] + (f", in {self.memory_limit // GiB} GiB" if self.memory_limit else "")
 
 
-BUILDER, STREAMING, PUBLISH, TRL, FLOOR = (Contender(n) for n in ("builder", "streaming", "publish-build", "trl-way",
-                                                                   "pyarrow-floor"))  # fmt: skip
+BUILDER, STREAMING, TRL, FLOOR = (Contender(name) for name in ("builder", "streaming", "trl-way", "pyarrow-floor"))
+PUBLISH = Contender("publish-build", configs=2)
 BUILDER_1GIB = Contender("builder", memory_limit=GiB)
-OPENBMB, OPENBMB_RECIPE = Contender("openbmb-builder", "openbmb"), Contender("openbmb-recipe", "openbmb")
+OPENBMB = Contender("openbmb-builder", "openbmb")
+OPENBMB_RECIPE = Contender("openbmb-recipe", "openbmb", builder_rows=False)
 OPENBMB_1GIB = Contender("openbmb-builder", "openbmb", GiB)
 AT_REAL_SIZE = [BUILDER, STREAMING, PUBLISH, TRL, FLOOR, OPENBMB, OPENBMB_RECIPE, OPENBMB_1GIB]
 AT_10X = [BUILDER, STREAMING, PUBLISH, BUILDER_1GIB]
@@ -95,11 +99,10 @@ def run_once(contender: Contender, upstream: Path) -> Run:
             # Output goes to files, not pipes: a pipe nobody reads until the end could fill up.
             out_path, err_path = Path(work) / "stdout", Path(work) / "stderr"
             with out_path.open("w") as out_file, err_path.open("w") as err_file:
+                script = PROJECT / "bench" / "contenders.py"
+                command = [sys.executable, str(script), contender.name, str(upstream), work]
                 started = time.perf_counter()
-                child = subprocess.Popen(
-                    [sys.executable, str(PROJECT / "bench" / "contenders.py"), contender.name, str(upstream), work],
-                    stdout=out_file, stderr=err_file, cwd=PROJECT, preexec_fn=enter_group,
-                )  # fmt: skip
+                child = subprocess.Popen(command, stdout=out_file, stderr=err_file, cwd=PROJECT, preexec_fn=enter_group)
                 # wait4 gives this child's own rusage: its CPU time and peak RSS, nobody else's.
                 _, status, usage = os.wait4(child.pid, 0)
                 wall = time.perf_counter() - started
@@ -130,13 +133,18 @@ def median_runs(contenders: list[Contender], files: dict[str, Path], repeats: in
         for contender in contenders:
             runs[contender].append(run_once(contender, files[contender.data]))
             settle(settle_seconds)
+    return {contender: median_run(each) for contender, each in runs.items()}
+
+
+def median_run(runs: list[Run]) -> Run:
+    """The medians of ``runs`` of one contender; a flag in its result holds if it held in every run."""
     middle = statistics.median
-    return {
-        contender: Run(middle([r.wall for r in each]), middle([r.cpu for r in each]), middle([r.peak_mb for r in each]),
-                       {key: (all(r.result[key] for r in each) if isinstance(value, bool) else middle(r.result[key] for r in each))
-                        for key, value in each[0].result.items()})  # fmt: skip
-        for contender, each in runs.items()
-    }
+    result = {}
+    for key, value in runs[0].result.items():
+        values = [run.result[key] for run in runs]
+        result[key] = all(values) if isinstance(value, bool) else middle(values)
+    wall, cpu, peak_mb = (middle([getattr(run, field) for run in runs]) for field in ("wall", "cpu", "peak_mb"))
+    return Run(wall, cpu, peak_mb, result)
 
 
 def upstream_files(folder: Path, pairs: int, openbmb_rows: int | None) -> dict[str, Path]:
@@ -173,11 +181,15 @@ def targets(results: dict[int, dict[Contender, Run]]) -> list[tuple[str, str, bo
         limited.append((results[10], BUILDER_1GIB, "1 in 1 GiB at 10x completes"))
     for runs, contender, name in limited:
         run = runs.get(contender)
-        checks.append((name, "not run: no cgroup v1 memory controller here" if run is None else
-                       "yes" if run.result["completed"] else "killed", None if run is None else run.result["completed"]))  # fmt: skip
+        if run is None:
+            checks.append((name, "not run: no cgroup v1 memory controller here", None))
+        else:
+            completed = run.result["completed"]
+            checks.append((name, "yes" if completed else "killed", completed))
     for size, runs in results.items():
         distance = runs[PUBLISH].result["prompt_distance"]
-        checks.append((f"3 at {size}x: rows of one prompt >= 1,000 apart in train", f"{distance:,.0f}", distance >= 1000))
+        target = f"3 at {size}x: rows of one prompt >= 1,000 apart in train"
+        checks.append((target, f"{distance:,.0f}", distance >= 1000))
     if 10 in results and BUILDER_1GIB in results[10]:
         ratio("1 in 1 GiB at 10x: wall <= 11 x 1 at 1x", results[10][BUILDER_1GIB], real[BUILDER], "wall", 11)
     return checks
@@ -194,8 +206,8 @@ def versions() -> str:
         unpair = f"trl {trl.__version__}"
     except ImportError:
         unpair = "trl not installed: its unpair_preference_dataset copied in tests/trl_reference.py"
-    return (f"Python {platform.python_version()}, datasets {datasets.__version__}, pyarrow {pyarrow.__version__}, "
-            f"huggingface_hub {huggingface_hub.__version__}; {unpair}")  # fmt: skip
+    libraries = ", ".join(f"{module.__name__} {module.__version__}" for module in (datasets, pyarrow, huggingface_hub))
+    return f"Python {platform.python_version()}, {libraries}; {unpair}"
 
 
 def machine() -> str:
@@ -203,7 +215,7 @@ def machine() -> str:
     return f"{os.cpu_count()} cores, {memory_kb / 2**20:.0f} GiB, {platform.system()} {platform.machine()}"
 
 
-def report(results: dict[int, dict[Contender, Run]], pairs: int, openbmb_rows: int, repeats: int) -> str:
+def report(results: dict[int, dict[Contender, Run]], checks: list, pairs: int, openbmb_rows: int, repeats: int) -> str:
     lines = [
         f"Run {datetime.date.today().isoformat()} on {machine()}; {versions()}.",
         f"Median of {repeats} fresh processes per contender; upstream: {pairs:,} generated pairs per 1x; openbmb: "
@@ -221,12 +233,36 @@ def report(results: dict[int, dict[Contender, Run]], pairs: int, openbmb_rows: i
                 notes.append(f"rows of one prompt {run.result['prompt_distance']:,.0f} apart or more in train")
             if "completed" in run.result:
                 notes.append("completed" if run.result["completed"] else "killed by the memory limit")
-            lines.append(f"| {size}x | {contender.label} | {run.wall:.2f} | {run.cpu:.2f} | {run.peak_mb:.0f} | "
-                         f"{run.result['rows']:,.0f} | {'; '.join(notes)} |")  # fmt: skip
+            cells = [f"{size}x", contender.label, f"{run.wall:.2f}", f"{run.cpu:.2f}", f"{run.peak_mb:.0f}"]
+            cells += [f"{run.result['rows']:,.0f}", "; ".join(notes)]
+            lines.append(f"| {' | '.join(cells)} |")
     lines += ["", "| target | measured | met |", "|---|---|---|"]
-    lines += [f"| {target} | {measured} | {'not checked' if met is None else 'yes' if met else '**no**'} |"
-              for target, measured, met in targets(results)]  # fmt: skip
+    for target, measured, met in checks:
+        verdict = "not checked" if met is None else "yes" if met else "**no**"
+        lines.append(f"| {target} | {measured} | {verdict} |")
     return "\n".join(lines) + "\n"
+
+
+def as_data(results: dict[int, dict[Contender, Run]], checks: list) -> dict:
+    """The results as ``--json`` writes them: a record per contender and size, and the targets."""
+    contenders = [
+        {
+            "size": size,
+            "contender": contender.label,
+            "upstream": contender.data,
+            "builder_rows": contender.builder_rows,
+            "wall_s": run.wall,
+            "cpu_s": run.cpu,
+            "peak_mb": run.peak_mb,
+            "rows": run.result["rows"],
+            "rows_per_config": run.result["rows"] / contender.configs,
+            "completed": run.result.get("completed"),
+        }
+        for size, runs in results.items()
+        for contender, run in runs.items()
+    ]
+    targets = [{"target": target, "measured": measured, "met": met} for target, measured, met in checks]
+    return {"contenders": contenders, "targets": targets}
 
 
 RESULTS_START, RESULTS_END = "<!-- results: start -->", "<!-- results: end -->"
@@ -245,9 +281,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", default="1", help="comma-separated multiples of --pairs, e.g. 1,10")
     parser.add_argument("--repeats", type=int, default=3, help="runs per contender (default %(default)s)")
     parser.add_argument("--data", type=Path, help="where the generated upstream files stay (default: a temp folder)")
-    parser.add_argument("--settle", type=float, default=1.0,
-                        help="seconds to wait after each run, its files deleted and synced (default %(default)s)")  # fmt: skip
+    settle_help = "seconds to wait after each run, its files deleted and synced (default %(default)s)"
+    parser.add_argument("--settle", type=float, default=1.0, help=settle_help)
     parser.add_argument("--write", action="store_true", help="write the table into bench/README.md")
+    parser.add_argument("--json", type=Path, metavar="FILE", help="also write the results to FILE as JSON")
     args = parser.parse_args(argv)
     sizes = [int(size) for size in args.sizes.split(",")]
     if 1 not in sizes:
@@ -261,15 +298,19 @@ def main(argv: list[str] | None = None) -> int:
         for size in sorted(sizes):
             files = upstream_files(data, args.pairs * size, openbmb_rows if size == 1 else None)
             contenders = [c for c in (AT_REAL_SIZE if size == 1 else AT_10X) if not c.memory_limit or cgroups_usable()]
-            print(f"{size}x: {', '.join(c.label for c in contenders)}; {args.repeats} turns ...", file=sys.stderr, flush=True)
+            labels = ", ".join(c.label for c in contenders)
+            print(f"{size}x: {labels}; {args.repeats} turns ...", file=sys.stderr, flush=True)
             results[size] = median_runs(contenders, files, args.repeats, args.settle)
     finally:
         if args.data is None:
             shutil.rmtree(data, ignore_errors=True)
-    table = report(results, args.pairs, openbmb_rows, args.repeats)
+    checks = targets(results)
+    table = report(results, checks, args.pairs, openbmb_rows, args.repeats)
     print(table)
     if args.write:
         write_readme(table)
+    if args.json:
+        args.json.write_text(json.dumps(as_data(results, checks), indent=2) + "\n")
     return 0
 
 

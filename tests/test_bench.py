@@ -2,35 +2,50 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
+from collections import defaultdict
 
-from bench.run import cgroups_usable
 from tests.conftest import PROJECT
+
+VERDICTS = ("| yes |", "| **no** |", "| not checked |")
 
 
 def test_small_benchmark_run_measures_every_contender_and_target(tmp_path):
+    results = tmp_path / "results.json"
+    options = ["--pairs", "1500", "--repeats", "1", "--settle", "0", "--data", str(tmp_path), "--json", str(results)]
     done = subprocess.run(
-        [sys.executable, "bench/run.py", "--pairs", "1500", "--repeats", "1", "--settle", "0", "--data", str(tmp_path)],
-        cwd=PROJECT, capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
+        [sys.executable, "bench/run.py", *options], cwd=PROJECT, capture_output=True, text=True, timeout=600
+    )
     assert done.returncode == 0, done.stderr[-3000:]
-    table = done.stdout
-    rows = {line.split(" | ")[1]: line.split(" | ") for line in table.splitlines() if line.startswith("| 1x |")}
-    assert len(rows) == (8 if cgroups_usable() else 7)
-    for name, cells in rows.items():
-        wall, cpu, peak = float(cells[2]), float(cells[3]), float(cells[4])
-        assert wall > 0 and cpu > 0 and peak > 50, name
-    made = {name: cells[5] for name, cells in rows.items()}
-    assert made["1. builder (download_and_prepare + as_dataset)"] == "3,000"
-    assert made["2. builder, streaming (one full pass)"] == "3,000"
-    assert made["3. ufkto build (both configs)"] == "6,000"
-    assert made["4. load_dataset + map + unpair_preference_dataset"] == "3,000"
-    assert made["5. pyarrow alone (floor)"] == "3,000"
-    # openbmb: one row per completion; the recipe keeps what the builder leaves out.
-    assert 0 < int(made["6. builder, upstream openbmb"].replace(",", "")) < int(
-        made["7. openbmb: load_dataset + exploding map + select_columns"].replace(",", ""))  # fmt: skip
-    targets = [line for line in table.splitlines()
-               if line.startswith("| ") and line.rstrip().endswith(("| yes |", "| **no** |", "| not checked |"))]  # fmt: skip
-    assert len(targets) == 7  # every real-size target is checked (the 10x ones need --sizes 1,10)
+    data = json.loads(results.read_text())
+    contenders = data["contenders"]
+    assert contenders and data["targets"]
+
+    # Each contender measured; those that make the builder's rows from one upstream agree on
+    # how many, and a recipe that keeps what the builder leaves out makes at least as many.
+    builder_counts, recipe_counts = defaultdict(set), defaultdict(list)
+    for row in contenders:
+        assert row["wall_s"] > 0 and row["cpu_s"] > 0 and row["peak_mb"] > 0, row
+        if row["completed"] is False:  # killed by its memory limit: a target says so
+            continue
+        key = row["size"], row["upstream"]
+        if row["builder_rows"]:
+            builder_counts[key].add(row["rows_per_config"])
+        else:
+            recipe_counts[key].append(row["rows_per_config"])
+    assert all(len(counts) == 1 and min(counts) > 0 for counts in builder_counts.values()), dict(builder_counts)
+    for key, counts in recipe_counts.items():
+        assert all(count >= min(builder_counts[key]) for count in counts), key
+
+    # The printed table has a row per contender and a line per target, each with its verdict.
+    table = done.stdout.splitlines()
+    for row in contenders:
+        prefix = f"| {row['size']}x | {row['contender']} |"
+        assert sum(line.startswith(prefix) for line in table) == 1, prefix
+    target_lines = table[table.index("| target | measured | met |") + 2 :]
+    target_lines = [line for line in target_lines if line.startswith("| ")]
+    assert len(target_lines) == len(data["targets"])
+    assert all(line.rstrip().endswith(VERDICTS) for line in target_lines), target_lines
     assert (PROJECT / "bench" / "README.md").read_text().count("<!-- results: start -->") == 1
