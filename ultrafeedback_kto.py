@@ -16,10 +16,12 @@ Use the builder class directly (``datasets`` 4.0 and later no longer run loading
 
 This file is self-contained (stdlib, ``datasets``, ``pyarrow``) so that it can be copied
 alone next to a training script. Top to bottom: the columns and the reasons for leaving
-data out; reading conversations in Arrow; the upstream, whose `convert_pairs` holds every
-acceptance rule of a pair; splits and row order (`split_of`, `Arrangement`, `order_problems`);
-reading the upstream files; and the builder, which reads and converts every pair once,
-decides each split's rows and order from prompts and labels alone, then writes them out.
+data out; conversations in Arrow; the upstreams, whose `convert_pairs` and
+`convert_completions` hold every acceptance rule; then the build, stage by stage, as the
+builder's `_split_generators` calls them: 1. read the upstream files (`inspect_source`,
+`read_batches`); 2. convert every row once, each example filed where it waits (`Spill`,
+`convert_upstream`); 3. keep one example of each (`keep`); 4. order each split
+(`Arrangement`, `order_split`); 5. write the rows out (the builder's `_generate_tables`).
 """
 
 from __future__ import annotations
@@ -70,6 +72,7 @@ CITATION = """\
 }
 """
 
+
 # ---------------------------------------------------------------------------------------
 # Columns, and the reasons for leaving data out
 # ---------------------------------------------------------------------------------------
@@ -83,8 +86,12 @@ _METADATA = {
 }
 FEATURES = {
     "standard": datasets.Features(
-        {"prompt": datasets.Value("string"), "completion": datasets.Value("string"), "label": datasets.Value("bool"),
-         **_METADATA}  # fmt: skip
+        {
+            "prompt": datasets.Value("string"),
+            "completion": datasets.Value("string"),
+            "label": datasets.Value("bool"),
+            **_METADATA,
+        }
     ),
     # The list-of-dict syntax means a list of messages in every `datasets` release
     # (`datasets.List` only exists from 4.0 on; 3.6 must keep working).
@@ -158,9 +165,32 @@ class BadRowError(ValueError):
     """A malformed upstream row, with ``on_bad_rows="error"``: the message names file, row and reason."""
 
 
+_URL = re.compile(r"[a-zA-Z][\w+.-]*://[^\s'\"<>)]+")
+
+_QUERY = re.compile(r"\?[\w.~%+-]+=[^\s'\"]*")  # also after a bare path, as urllib3 names what it retries
+
+
+def scrub_urls(text: str) -> str:
+    """``text`` as a message or the card may show it: every URL in it without credentials, query
+    or fragment (a signed URL's signature, a token); the rest as it is."""
+
+    def scrubbed(url: re.Match) -> str:
+        parts = urllib.parse.urlsplit(url[0])
+        host = (parts.hostname or "") + (f":{parts.port}" if parts.port else "")
+        return urllib.parse.urlunsplit((parts.scheme, host, parts.path, "", ""))
+
+    return _QUERY.sub("", _URL.sub(scrubbed, text))
+
+
+def one_line(error: object) -> str:
+    """An error as one line: the first line of its text that is not blank, or its type's name."""
+    return next((line.strip() for line in str(error).splitlines() if line.strip()), type(error).__name__)
+
+
 # ---------------------------------------------------------------------------------------
 # Conversations in Arrow
 # ---------------------------------------------------------------------------------------
+
 
 class _Turns:
     """A column of conversations (lists of ``{content, role}``), seen through Arrow arrays."""
@@ -175,9 +205,13 @@ class _Turns:
         starts = self.lists.offsets.slice(0, len(self.lists))
         self.first = pc.if_else(self.empty, 0, starts)
         self.last = pc.if_else(self.empty, 0, pc.add(starts, pc.subtract(self.length, 1)))
-        self.is_last = pc.equal(pa.array(range(len(messages)), pa.int64()), self.last.take(pc.list_parent_indices(self.lists)))
-        broken = pc.or_(pc.or_(pc.is_null(messages), pc.is_null(self.role)),
-                        pc.and_(pc.is_null(self.content), pc.invert(self.is_last)))  # fmt: skip
+        self.is_last = pc.equal(
+            pa.array(range(len(messages)), pa.int64()), self.last.take(pc.list_parent_indices(self.lists))
+        )
+        broken = pc.or_(
+            pc.or_(pc.is_null(messages), pc.is_null(self.role)),
+            pc.and_(pc.is_null(self.content), pc.invert(self.is_last)),
+        )
         self.malformed = self._any(broken)
 
     # Each a copy of one text per row, made only when asked for.
@@ -193,7 +227,9 @@ class _Turns:
         """Per row, whether any of its messages has its flag set."""
         running = pa.concat_arrays([pa.array([0], pa.int64()), pc.cumulative_sum(pc.cast(flags, pa.int64()))])
         offsets = self.lists.offsets
-        return pc.greater(pc.subtract(running.take(offsets.slice(1)), running.take(offsets.slice(0, len(offsets) - 1))), 0)
+        return pc.greater(
+            pc.subtract(running.take(offsets.slice(1)), running.take(offsets.slice(0, len(offsets) - 1))), 0
+        )
 
     def differ_before_last(self, other: _Turns) -> pa.Array:
         """Per row, whether the turns before the last differ from ``other``'s, in number or content."""
@@ -201,14 +237,21 @@ class _Turns:
         position = pc.subtract(pa.array(range(len(self.content)), pa.int64()), self.first.take(row))
         # Each message's counterpart in the other row (any valid index where lengths differ).
         counterpart = pc.if_else(pc.less(position, other.length.take(row)), pc.add(other.first.take(row), position), 0)
-        differs = pc.fill_null(pc.or_(pc.not_equal(self.content, _take(other.content, counterpart)),
-                                      pc.not_equal(self.role, _take(other.role, counterpart))), True)  # fmt: skip
+        differs = pc.fill_null(
+            pc.or_(
+                pc.not_equal(self.content, _take(other.content, counterpart)),
+                pc.not_equal(self.role, _take(other.role, counterpart)),
+            ),
+            True,
+        )
         return pc.or_(pc.not_equal(self.length, other.length), self._any(pc.and_not(differs, self.is_last)))
 
     def before_last(self) -> pa.Array:
         """Every row's messages before its last, as ``{content, role}`` lists."""
         earlier = pc.indices_nonzero(pc.invert(self.is_last))
-        messages = pa.StructArray.from_arrays([self.content.take(earlier), self.role.take(earlier)], ["content", "role"])
+        messages = pa.StructArray.from_arrays(
+            [self.content.take(earlier), self.role.take(earlier)], ["content", "role"]
+        )
         earlier_count = pc.max_element_wise(pc.subtract(self.length, 1), 0)  # a row without messages has none
         offsets = pa.concat_arrays([pa.array([0], pa.int32()), pc.cast(pc.cumulative_sum(earlier_count), pa.int32())])
         return pa.ListArray.from_arrays(offsets, messages)
@@ -279,8 +322,10 @@ def _examples(upstream: str, **columns) -> pa.Table:
     columns["completion"] = _one_message_lists(columns["completion"], "assistant")
     schema = _conversational_schema(upstream)
     fields = [pa.field(name, value.type) for name, value in columns.items() if name not in schema.names]
-    return pa.table([pc.cast(columns[field.name], field.type) for field in schema] + [columns[f.name] for f in fields],
-                    schema=pa.schema(list(schema) + fields))  # fmt: skip
+    return pa.table(
+        [pc.cast(columns[field.name], field.type) for field in schema] + [columns[f.name] for f in fields],
+        schema=pa.schema(list(schema) + fields),
+    )
 
 
 def _one_message_lists(content, role: str) -> pa.Array:
@@ -359,9 +404,12 @@ def convert_pairs(pairs: pa.Table, config: UltraFeedbackKTOConfig) -> Converted:
     off_scale = pc.or_kleene(*[pc.or_kleene(pc.less(r, low), pc.greater(r, high)) for r in ratings.values()])
     checks = [(pc.invert(_has_text(prompt)), EMPTY_PROMPT)]
     for side in (chosen, rejected):
-        checks += [(side.empty, EMPTY_COMPLETION), (side.malformed, MALFORMED_MESSAGE),
-                   (pc.not_equal(side.last_role, "assistant"), NO_FINAL_ASSISTANT),
-                   (pc.invert(_has_text(side.last_content)), EMPTY_COMPLETION)]  # fmt: skip
+        checks += [
+            (side.empty, EMPTY_COMPLETION),
+            (side.malformed, MALFORMED_MESSAGE),
+            (pc.not_equal(side.last_role, "assistant"), NO_FINAL_ASSISTANT),
+            (pc.invert(_has_text(side.last_content)), EMPTY_COMPLETION),
+        ]
     checks += [
         (chosen.differ_before_last(rejected), TURNS_DIFFER),
         (pc.or_(pc.not_equal(chosen.first_role, "user"), pc.not_equal(chosen.first_content, prompt)), PROMPT_MISMATCH),
@@ -387,11 +435,22 @@ def convert_pairs(pairs: pa.Table, config: UltraFeedbackKTOConfig) -> Converted:
             label = pc.greater_equal(rating, config.desirable_threshold)
         else:
             label = pa.array([rank == 0] * len(kept), pa.bool_())
-        examples.append(_examples(
-            config.upstream, prompt=turns, completion=completion, label=label, prompt_id=prompt_ids, source=kept.column("source"),
-            model=kept.column(f"{name}-model"), average_rating=rating, _row=rows,
-            _rank=pa.array([rank] * len(kept), pa.int32()), _prompt_key=prompt_keys, _completion_key=_keys(completion),
-        ))  # fmt: skip
+        examples.append(
+            _examples(
+                config.upstream,
+                prompt=turns,
+                completion=completion,
+                label=label,
+                prompt_id=prompt_ids,
+                source=kept.column("source"),
+                model=kept.column(f"{name}-model"),
+                average_rating=rating,
+                _row=rows,
+                _rank=pa.array([rank] * len(kept), pa.int32()),
+                _prompt_key=prompt_keys,
+                _completion_key=_keys(completion),
+            )
+        )
     return Converted(pa.concat_tables(examples), left_out)
 
 
@@ -399,11 +458,21 @@ def convert_h4_pairs(pairs: pa.Table, config: UltraFeedbackKTOConfig) -> Convert
     """`convert_pairs` of HuggingFaceH4/ultrafeedback_binarized's pairs: its scores are the
     ratings (UltraFeedback's overall score, 1 to 10); it names no source nor model."""
     nulls = pa.nulls(len(pairs), pa.string())
-    return convert_pairs(pa.table({
-        "source": nulls, "prompt": pairs.column("prompt"), "chosen": pairs.column("chosen"),
-        "chosen-rating": pairs.column("score_chosen"), "chosen-model": nulls, "rejected": pairs.column("rejected"),
-        "rejected-rating": pairs.column("score_rejected"), "rejected-model": nulls,
-    }), config)  # fmt: skip
+    return convert_pairs(
+        pa.table(
+            {
+                "source": nulls,
+                "prompt": pairs.column("prompt"),
+                "chosen": pairs.column("chosen"),
+                "chosen-rating": pairs.column("score_chosen"),
+                "chosen-model": nulls,
+                "rejected": pairs.column("rejected"),
+                "rejected-rating": pairs.column("score_rejected"),
+                "rejected-model": nulls,
+            }
+        ),
+        config,
+    )
 
 
 EMPTY_INSTRUCTION = Reason("empty or missing instruction", unit="prompt")
@@ -436,14 +505,26 @@ def convert_completions(rows: pa.Table, config: UltraFeedbackKTOConfig) -> Conve
     # "1" to "5"; anything else ("N/A") is no rating.
     numbers = [pc.cast(pc.if_else(pc.match_substring_regex(r, "^[1-5]$"), r, None), pa.float64()) for r in ratings]
     counted = functools.reduce(pc.add, [pc.cast(pc.is_valid(number), pa.float64()) for number in numbers])
-    rating = pc.if_else(pc.greater(counted, 0), pc.divide(functools.reduce(pc.add, [pc.fill_null(n, 0.0) for n in numbers]),
-                                                           counted), None)  # fmt: skip
-    row_kept, left_out = _first_failures([(pc.invert(_has_text(instruction)), EMPTY_INSTRUCTION),
-                                          (pc.equal(pc.fill_null(pc.list_value_length(lists), 0), 0), NO_COMPLETIONS)],
-                                         len(rows))  # fmt: skip
-    keep, refused = _first_failures([(pc.is_null(completions), NULL_COMPLETION),
-                                     (pc.invert(_has_text(pc.struct_field(completions, "response"))), EMPTY_RESPONSE),
-                                     (pc.is_null(rating), NO_NUMERIC_RATING)], len(completions))  # fmt: skip
+    rating = pc.if_else(
+        pc.greater(counted, 0),
+        pc.divide(functools.reduce(pc.add, [pc.fill_null(n, 0.0) for n in numbers]), counted),
+        None,
+    )
+    row_kept, left_out = _first_failures(
+        [
+            (pc.invert(_has_text(instruction)), EMPTY_INSTRUCTION),
+            (pc.equal(pc.fill_null(pc.list_value_length(lists), 0), 0), NO_COMPLETIONS),
+        ],
+        len(rows),
+    )
+    keep, refused = _first_failures(
+        [
+            (pc.is_null(completions), NULL_COMPLETION),
+            (pc.invert(_has_text(pc.struct_field(completions, "response"))), EMPTY_RESPONSE),
+            (pc.is_null(rating), NO_NUMERIC_RATING),
+        ],
+        len(completions),
+    )
     in_kept_row = row_kept.take(row)
     left_out += [(row[index].as_py(), reason) for index, reason in refused if in_kept_row[index].as_py()]
     keep = pc.and_(keep, in_kept_row)
@@ -460,18 +541,28 @@ def convert_completions(rows: pa.Table, config: UltraFeedbackKTOConfig) -> Conve
     prompt_ids, prompt_keys = _digests(instruction)
     response = pc.struct_field(kept, "response")
     examples = _examples(
-        config.upstream, prompt=_one_message_lists(instruction.take(row), "user"), completion=response,
-        label=label.take(chosen), prompt_id=prompt_ids.take(row), source=rows.column("source").take(row),
-        model=pc.struct_field(kept, "model"), average_rating=rating.take(chosen),
-        annotations=pc.struct_field(kept, "annotations"), _row=row, _rank=pc.cast(rank.take(chosen), pa.int32()),
-        _prompt_key=prompt_keys.take(row), _completion_key=_keys(response),
-    )  # fmt: skip
+        config.upstream,
+        prompt=_one_message_lists(instruction.take(row), "user"),
+        completion=response,
+        label=label.take(chosen),
+        prompt_id=prompt_ids.take(row),
+        source=rows.column("source").take(row),
+        model=pc.struct_field(kept, "model"),
+        average_rating=rating.take(chosen),
+        annotations=pc.struct_field(kept, "annotations"),
+        _row=row,
+        _rank=pc.cast(rank.take(chosen), pa.int32()),
+        _prompt_key=prompt_keys.take(row),
+        _completion_key=_keys(response),
+    )
     return Converted(examples, sorted(left_out, key=lambda item: item[0]))
 
 
 def _per_row(row: pa.Array, keep: pa.Array, values: pa.Array, how: str) -> pa.Array:
     """For each value, the ``how`` ("max", "min") of the kept values of its row."""
-    groups = pa.table({"row": row.filter(keep), "value": values.filter(keep)}).group_by("row").aggregate([("value", how)])
+    groups = (
+        pa.table({"row": row.filter(keep), "value": values.filter(keep)}).group_by("row").aggregate([("value", how)])
+    )
     return groups.column(f"value_{how}").take(pc.index_in(row, value_set=groups.column("row")))
 
 
@@ -498,36 +589,300 @@ UPSTREAMS = {
         repo="argilla/ultrafeedback-binarized-preferences-cleaned",
         files={"train": "data/train-*.parquet"},
         schema=pa.schema(
-            [("source", pa.string()), ("prompt", pa.string()), ("chosen", _MESSAGES), ("chosen-rating", pa.float64()),
-             ("chosen-model", pa.string()), ("rejected", _MESSAGES), ("rejected-rating", pa.float64()),
-             ("rejected-model", pa.string())]  # fmt: skip
+            [
+                ("source", pa.string()),
+                ("prompt", pa.string()),
+                ("chosen", _MESSAGES),
+                ("chosen-rating", pa.float64()),
+                ("chosen-model", pa.string()),
+                ("rejected", _MESSAGES),
+                ("rejected-rating", pa.float64()),
+                ("rejected-model", pa.string()),
+            ]
         ),
-        convert=convert_pairs, row="pair", label_rules=("pairwise", "absolute"), desirable_threshold=4.0,
-        ratings=(1.0, 5.0), examples_per_row=2, split_by="prompt",
-    ),  # fmt: skip
+        convert=convert_pairs,
+        row="pair",
+        label_rules=("pairwise", "absolute"),
+        desirable_threshold=4.0,
+        ratings=(1.0, 5.0),
+        examples_per_row=2,
+        split_by="prompt",
+    ),
     "openbmb": Upstream(
         repo="openbmb/UltraFeedback",
         files={"train": "*.parquet"},
-        schema=pa.schema([("source", pa.string()), ("instruction", pa.string()), ("completions", pa.list_(pa.struct(
-            [("annotations", _ANNOTATIONS_TYPE), ("model", pa.string()), ("response", pa.string())])))]),  # fmt: skip
-        convert=convert_completions, row="prompt", label_rules=("absolute", "best-vs-rest"), desirable_threshold=4.0,
-        ratings=(1.0, 5.0), examples_per_row=4, split_by="instruction", exclude_sources=("truthful_qa",),
-    ),  # fmt: skip
+        schema=pa.schema(
+            [
+                ("source", pa.string()),
+                ("instruction", pa.string()),
+                (
+                    "completions",
+                    pa.list_(
+                        pa.struct(
+                            [("annotations", _ANNOTATIONS_TYPE), ("model", pa.string()), ("response", pa.string())]
+                        )
+                    ),
+                ),
+            ]
+        ),
+        convert=convert_completions,
+        row="prompt",
+        label_rules=("absolute", "best-vs-rest"),
+        desirable_threshold=4.0,
+        ratings=(1.0, 5.0),
+        examples_per_row=4,
+        split_by="instruction",
+        exclude_sources=("truthful_qa",),
+    ),
     "h4-binarized": Upstream(
         repo="HuggingFaceH4/ultrafeedback_binarized",
         files={"train_prefs": "data/train_prefs-*.parquet", "test_prefs": "data/test_prefs-*.parquet"},
-        schema=pa.schema([("prompt", pa.string()), ("chosen", _MESSAGES), ("rejected", _MESSAGES),
-                          ("score_chosen", pa.float64()), ("score_rejected", pa.float64())]),  # fmt: skip
-        convert=convert_h4_pairs, row="pair", label_rules=("pairwise", "absolute"), desirable_threshold=8.0,
-        ratings=(1.0, 10.0), examples_per_row=2, splits={"train_prefs": "train", "test_prefs": "test"},
-    ),  # fmt: skip
+        schema=pa.schema(
+            [
+                ("prompt", pa.string()),
+                ("chosen", _MESSAGES),
+                ("rejected", _MESSAGES),
+                ("score_chosen", pa.float64()),
+                ("score_rejected", pa.float64()),
+            ]
+        ),
+        convert=convert_h4_pairs,
+        row="pair",
+        label_rules=("pairwise", "absolute"),
+        desirable_threshold=8.0,
+        ratings=(1.0, 10.0),
+        examples_per_row=2,
+        splits={"train_prefs": "train", "test_prefs": "test"},
+    ),
 }
 UPSTREAM_REPO, UPSTREAM_SCHEMA = UPSTREAMS["argilla-cleaned"].repo, UPSTREAMS["argilla-cleaned"].schema
 
 
 # ---------------------------------------------------------------------------------------
-# Splits and row order
+# 1. Read: the upstream files, each checked whole, then in batches
 # ---------------------------------------------------------------------------------------
+
+
+_BATCH_ROWS = 1_000
+
+_JSON_SUFFIXES = (".jsonl", ".json", ".ndjson")
+
+NOT_AN_OBJECT = Reason("not a JSON object")
+
+WRONG_TYPE = Reason("a value of the wrong type")
+
+NOT_UNICODE = Reason("text that is not valid Unicode (a lone surrogate)")
+
+
+def _file_format(name: str) -> str:
+    lowered = name.lower().split("?")[0]
+    if lowered.endswith(".parquet"):
+        return "parquet"
+    if lowered.endswith(_JSON_SUFFIXES):
+        return "json"
+    raise UpstreamError(f"{name}: not a parquet or JSON Lines file (expected .parquet or .jsonl)")
+
+
+def _fits(found: pa.DataType, expected: pa.DataType) -> bool:
+    """Whether a parquet column of type ``found`` reads as ``expected`` (null fits anything,
+    integers fit floats, structs may hold more fields)."""
+    if pa.types.is_null(found) or found == expected:
+        return True
+    if pa.types.is_floating(expected):
+        return pa.types.is_floating(found) or pa.types.is_integer(found)
+    if pa.types.is_string(expected):
+        return pa.types.is_string(found) or pa.types.is_large_string(found)
+    if pa.types.is_list(expected):
+        return (pa.types.is_list(found) or pa.types.is_large_list(found)) and _fits(
+            found.value_type, expected.value_type
+        )
+    if pa.types.is_struct(expected) and pa.types.is_struct(found):
+        fields = {found.field(i).name: found.field(i).type for i in range(found.num_fields)}
+        return all(field.name in fields and _fits(fields[field.name], field.type) for field in expected)
+    return False
+
+
+def _json_fits(value: Any, expected: pa.DataType) -> bool:
+    """Whether a JSON value reads as ``expected`` (null fits anything; a bool is no number)."""
+    if value is None:
+        return True
+    if pa.types.is_string(expected):
+        return isinstance(value, str)
+    if pa.types.is_floating(expected):
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if pa.types.is_list(expected):
+        return isinstance(value, list) and all(_json_fits(item, expected.value_type) for item in value)
+    if pa.types.is_struct(expected):
+        return isinstance(value, dict) and all(_json_fits(value.get(field.name), field.type) for field in expected)
+    return False
+
+
+def _describe(arrow_type: pa.DataType) -> str:
+    if arrow_type == _MESSAGES:
+        return "a list of {content, role} messages"
+    return {"double": "a number", "string": "text"}.get(str(arrow_type), str(arrow_type))
+
+
+def inspect_source(name: str, path: str, schema: pa.Schema) -> int:
+    """Check one upstream file as a whole and return its number of rows.
+
+    ``name`` is how the file is named in messages, ``path`` where it is read from (they
+    differ once ``datasets`` has downloaded a remote file into its cache). Raises
+    `UpstreamError` for a missing, empty, unreadable or truncated file, missing upstream
+    columns or a column of the wrong type (for JSON Lines, in its first JSON object).
+    """
+    file_format = _file_format(name)
+    try:
+        with open(path, "rb") as f:
+            if file_format == "parquet":
+                metadata = pq.ParquetFile(f, pre_buffer=False).metadata
+                rows, found = metadata.num_rows, metadata.schema.to_arrow_schema()
+                twice = [c for c in schema.names if len(found.get_all_field_indices(c)) > 1]
+                if twice:
+                    raise UpstreamError(f"{name}: more than one column named {twice[0]!r}")
+                # Per column: None when it fits, else what it is.
+                columns = {
+                    c.name: None if _fits(found.field(c.name).type, c.type) else _describe(found.field(c.name).type)
+                    for c in schema
+                    if c.name in found.names
+                }
+            else:
+                rows, first = 0, None
+                for line in f:
+                    if line.strip():
+                        rows += 1
+                        first = first if first is not None else _json_object(line)
+                if rows and first is None:
+                    raise UpstreamError(f"{name}: no line is a JSON object")
+                columns = {
+                    c.name: None if _json_fits(first[c.name], c.type) else type(first[c.name]).__name__
+                    for c in schema
+                    if first and c.name in first
+                }
+    except FileNotFoundError:
+        raise UpstreamError(f"{name}: file not found") from None
+    except UnicodeDecodeError:
+        raise _not_utf8(name, path) from None
+    except (pa.ArrowException, OSError) as error:
+        raise UpstreamError(f"{name}: unreadable {file_format} file ({one_line(error)})") from None
+    if rows == 0:
+        raise UpstreamError(f"{name}: empty file (no rows)")
+    missing = [column for column in schema.names if column not in columns]
+    if missing:
+        raise UpstreamError(f"{name}: missing upstream column(s) {', '.join(missing)}")
+    for column, found_kind in columns.items():
+        if found_kind is not None:
+            raise UpstreamError(
+                f"{name}: column {column!r} should be {_describe(schema.field(column).type)}, found {found_kind}"
+            )
+    return rows
+
+
+def _json_object(line: bytes) -> dict | None:
+    try:
+        row = json.loads(line)
+    except UnicodeDecodeError:
+        raise  # the file's encoding, not this row, is wrong (`_not_utf8`)
+    except ValueError:
+        return None
+    return row if isinstance(row, dict) else None
+
+
+def _not_utf8(name: str, path: str) -> UpstreamError:
+    """The error for a JSON Lines file that is not UTF-8 (Latin-1, say), naming its first such line."""
+    with open(path, "rb") as f:
+        for number, line in enumerate(f, 1):
+            try:
+                line.decode("utf-8", "surrogatepass")  # as json.loads decodes
+            except UnicodeDecodeError:
+                return UpstreamError(f"{name} line {number}: not UTF-8 text, as JSON Lines must be")
+    return UpstreamError(f"{name}: not UTF-8 text, as JSON Lines must be")
+
+
+def read_batches(name: str, path: str, schema: pa.Schema, unit: str, blanks: list[int]) -> Iterator[tuple]:
+    """An upstream file's rows in batches, in file order, with the upstream's ``schema``, and
+    for each batch the ``(row, reason)`` of rows that could not be read as that schema
+    (JSON Lines only: a line that is not a JSON object, a value of the wrong type, text that
+    is not Unicode; such a row is all nulls in the table; ``unit`` is what a row is, in
+    words). A blank line is no row: ``blanks`` gets the number of rows above each."""
+    file_format = _file_format(name)
+    try:
+        with open(path, "rb") as f:
+            if file_format == "parquet":
+                # Without pre-buffering, through a small buffer: the reader then holds pages,
+                # not whole row groups (which may be hundreds of MB).
+                parquet = pq.ParquetFile(f, pre_buffer=False, buffer_size=1 << 20)
+                for batch in parquet.iter_batches(batch_size=_BATCH_ROWS, columns=schema.names, use_threads=False):
+                    yield pa.Table.from_batches([batch]).cast(schema), []
+                return
+            # A blank line is no row: the rows above it (lines less blank lines) go to ``blanks``,
+            # whose ``append`` gives None, which skips it.
+            lines = (line for number, line in enumerate(f) if line.strip() or blanks.append(number - len(blanks)))
+            while batch := [line for _, line in zip(range(_BATCH_ROWS), lines, strict=False)]:
+                yield _json_rows(batch, schema, unit)
+    except UnicodeDecodeError:
+        raise _not_utf8(name, path) from None
+    except (pa.ArrowException, OSError) as error:
+        raise UpstreamError(f"{name}: unreadable {file_format} file ({one_line(error)})") from None
+
+
+def _json_rows(lines: list[bytes], schema: pa.Schema, unit: str) -> tuple[pa.Table, list[tuple[int, Reason]]]:
+    rows, unread = [], []
+    for index, line in enumerate(lines):
+        row = _json_object(line)
+        if row is None or not all(_json_fits(row.get(field.name), field.type) for field in schema):
+            unread.append((index, dataclasses.replace(NOT_AN_OBJECT if row is None else WRONG_TYPE, unit=unit)))
+            row = {}
+        rows.append(row)
+    try:
+        return pa.Table.from_pylist(rows, schema=schema), unread
+    except UnicodeEncodeError:  # a lone surrogate ("\ud800", as scraped text has) is no UTF-8: rare, found row by row
+        for index, row in enumerate(rows):
+            try:
+                pa.Table.from_pylist([row], schema=schema)
+            except UnicodeEncodeError:
+                unread.append((index, dataclasses.replace(NOT_UNICODE, unit=unit)))
+                rows[index] = {}
+    return pa.Table.from_pylist(rows, schema=schema), unread
+
+
+# ---------------------------------------------------------------------------------------
+# 2. Convert: every upstream row once, each example filed where it waits for its order
+# ---------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class SplitReport:
+    """What one split left out, by reason, with the first few places of each, and how many
+    upstream rows (pairs) it read."""
+
+    split: str
+    read: int = 0
+    left_out: Counter = dataclasses.field(default_factory=Counter)
+    places: dict[Reason, list[str]] = dataclasses.field(default_factory=dict)
+
+    FIRST_PLACES = 5
+
+    def add(self, reason: Reason, places: list[str], count: int = 1) -> None:
+        self.left_out[reason] += count
+        kept = self.places.setdefault(reason, [])
+        for place in places:
+            if len(kept) < self.FIRST_PLACES and place not in kept:
+                kept.append(place)
+
+    def log(self, on_bad_rows: str) -> None:
+        lines = {
+            kind: [
+                f"{reason}: {count} {reason.unit}(s) (first at {'; '.join(self.places[reason])})"
+                for reason, count in self.left_out.most_common()
+                if (reason.kind == "malformed") == kind
+            ]
+            for kind in (True, False)
+        }
+        if lines[True] and on_bad_rows == "warn":
+            logger.warning(f"Left out malformed upstream data of split {self.split!r}:\n  " + "\n  ".join(lines[True]))
+        if lines[False]:
+            logger.info(f"Left out of split {self.split!r}:\n  " + "\n  ".join(lines[False]))
 
 
 def split_of(prompt: str, test_size: float) -> str:
@@ -543,6 +898,265 @@ def split_of(prompt: str, test_size: float) -> str:
 def _is_test(prompts, test_size: float) -> pa.Array:
     digests = _sha256(pc.fill_null(prompts, ""))
     return pa.array([int.from_bytes(digest[:8], "big") / 2**64 < test_size for digest in digests], pa.bool_())
+
+
+#: Examples per window: the unit the shuffle writes, reads back and orders at once, so that
+#: memory holds one window, whatever the upstream (sized in bench/README.md).
+_WINDOW_EXAMPLES = 8_192
+
+#: What a split's rows and order are decided from, per example: its prompt and completion
+#: keys, label, place upstream (row, rank), and where it waits (window, row in the window's file).
+_KEYS = pa.schema(
+    [
+        ("prompt_key", pa.int64()),
+        ("completion_key", pa.int64()),
+        ("label", pa.bool_()),
+        ("row", pa.int64()),
+        ("rank", pa.int32()),
+        ("window", pa.int64()),
+        ("index", pa.int64()),
+    ]
+)
+
+
+def _windows(example_keys: pa.Array, seed: int, count: int) -> pa.Array:
+    """The window of each example, a hash of its key and the seed. A prompt's rows scatter over
+    the windows, so that even a prompt with many rows can keep them far apart."""
+
+    def uint64(value: int) -> pa.Scalar:
+        return pa.scalar(value, pa.uint64())
+
+    seed_key = int.from_bytes(hashlib.sha256(str(seed).encode()).digest()[:8], "little")
+    # Multiplying by an odd constant (wrapping) mixes the seed into the high bits, which pick the window.
+    mixed = pc.multiply(
+        pc.bit_wise_xor(pc.cast(example_keys, pa.uint64(), safe=False), uint64(seed_key)), uint64(0x9E3779B97F4A7C15)
+    )
+    return pc.cast(
+        pc.shift_right(pc.multiply(pc.shift_right(mixed, uint64(32)), uint64(count)), uint64(32)), pa.int64()
+    )
+
+
+class Spill:
+    """Where converted examples wait while each split's order is decided: each split's examples
+    filed by window, one Arrow file a window, and the keys (`_KEYS`) the order is decided from.
+    The folder is removed with the last reference to this object (a build's split generators,
+    or a stream)."""
+
+    def __init__(self, windows: dict[str, int], config: UltraFeedbackKTOConfig):
+        self.folder = tempfile.TemporaryDirectory(prefix="ufkto-shuffle-", dir=config.shuffle_dir)
+        self.windows, self.config = windows, config  # windows: per split, how many
+        self.files: dict[str, tuple[pa.NativeFile, pa.ipc.RecordBatchFileWriter, list[int]]] = {}  # and rows written
+        self._keys: dict[str, list[pa.Table]] = {}
+
+    def __reduce__(self):
+        # Worker processes (num_proc) get the folder's name only: they never remove it.
+        return (str, (self.folder.name,))
+
+    def path(self, split: str, window: int) -> str:
+        return os.path.join(self.folder.name, f"{split}-{window:05d}.arrow")
+
+    def file(self, examples: pa.Table, test: pa.Array) -> None:
+        """Write each example (in ``test`` or not) to its split's window: a hash of the example
+        and the seed, or with ``order="upstream"`` a run of consecutive upstream rows."""
+        if not len(examples):
+            return
+        config = self.config
+        windows = {split: self.windows.get(split, 1) for split in ("train", "test")}
+        if config.order == "upstream":
+            rows = _WINDOW_EXAMPLES // UPSTREAMS[config.upstream].examples_per_row
+            run = pc.divide(examples.column("_row"), rows)
+            window = {split: pc.min_element_wise(run, count - 1) for split, count in windows.items()}
+        else:
+            example_keys = pc.bit_wise_xor(examples.column("_prompt_key"), examples.column("_completion_key"))
+            window = {split: _windows(example_keys, config.seed, count) for split, count in windows.items()}
+        # One number per (split, window), to file every example of the batch with one take.
+        in_split = pc.if_else(test, window["test"], window["train"])
+        filed = pc.if_else(test, pc.add(in_split, windows["train"]), in_split)
+        by_window = pc.sort_indices(filed)
+        examples, filed, test, in_split = (column.take(by_window) for column in (examples, filed, test, in_split))
+        data = examples.select(_conversational_schema(config.upstream).names).combine_chunks().to_batches()[0]
+        offset, index = 0, []
+        for group in pc.value_counts(filed).to_pylist():
+            number, count = group["values"], group["counts"]
+            in_test = number >= windows["train"]
+            path = self.path("test", number - windows["train"]) if in_test else self.path("train", number)
+            if path not in self.files:
+                sink = pa.OSFile(path, "wb")
+                self.files[path] = (sink, pa.ipc.new_file(sink, data.schema), [0])
+            sink, writer, written = self.files[path]
+            writer.write_batch(data.slice(offset, count))
+            index += range(written[0], written[0] + count)  # each example's row in its window's file
+            written[0] += count
+            offset += count
+        columns = ["_prompt_key", "_completion_key", "label", "_row", "_rank"]
+        keys = pa.table([*examples.select(columns).columns, in_split, pa.array(index, pa.int64())], schema=_KEYS)
+        for split, mine in (("train", pc.invert(test)), ("test", test)):
+            self._keys.setdefault(split, []).append(keys.filter(mine))
+
+    def keys(self, split: str) -> pa.Table:
+        """The `_KEYS` of the examples of ``split``, window by window, each in its file's order."""
+        keys = pa.concat_tables(self._keys.get(split, []) or [_KEYS.empty_table()])
+        return keys.take(pc.sort_indices(keys, [("window", "ascending"), ("index", "ascending")]))
+
+    def close(self) -> None:
+        for sink, writer, _ in self.files.values():
+            writer.close()
+            sink.close()
+        self.files = {}
+
+
+@dataclasses.dataclass(frozen=True)
+class Source:
+    """An upstream file: the upstream split it holds, how messages name it, where it is read."""
+
+    split: str
+    name: str
+    path: str
+
+
+def plan_windows(sources: list[Source], config: UltraFeedbackKTOConfig) -> dict[str, int]:
+    """How many windows each split's examples wait in, from the rows of its files. Every file is
+    checked whole (`inspect_source`) here, before any row is read."""
+    upstream = UPSTREAMS[config.upstream]
+    expected = Counter()
+    for source in sources:
+        rows = min(inspect_source(source.name, source.path, upstream.schema), config.max_pairs or math.inf)
+        if upstream.splits:
+            expected[upstream.splits[source.split]] += rows
+        else:
+            expected.update({"train": rows * (1 - config.test_size), "test": rows * config.test_size})
+    whole = sum(expected.values()) if config.order == "upstream" else None  # windows of consecutive rows
+    examples = {split: upstream.examples_per_row * (whole or rows) for split, rows in expected.items() if rows}
+    return {split: max(1, math.ceil(count / _WINDOW_EXAMPLES)) for split, count in examples.items()}
+
+
+def convert_upstream(
+    sources: list[Source], config: UltraFeedbackKTOConfig, spill: Spill
+) -> tuple[dict[str, SplitReport], Callable[[int], str]]:
+    """Read and convert every upstream row once, in upstream order, filing each example in the
+    spill by split and window. Returns what each split read and left out, and what names an
+    upstream row (by its number) in messages."""
+    upstream = UPSTREAMS[config.upstream]
+    reports = {split: SplitReport(split) for split in spill.windows}
+    files: list[tuple[int, str, list[int]]] = []  # each file's first upstream row, name, blank lines
+    row, read = 0, Counter()  # upstream rows read in all, and of each upstream split
+
+    def place(upstream_row: int) -> str:
+        """An upstream row as messages name it: in JSON Lines the line an editor shows (from 1,
+        blank lines counted), in parquet the row as pyarrow and datasets count them (from 0)."""
+        first, name, blanks = files[bisect.bisect_right([start for start, _, _ in files], upstream_row) - 1]
+        in_file = upstream_row - first
+        if _file_format(name) == "parquet":
+            return f"{name} row {in_file}"
+        return f"{name} line {in_file + 1 + bisect.bisect_right(blanks, in_file)}"
+
+    try:
+        for source in sources:
+            if read[source.split] >= (config.max_pairs or math.inf):
+                continue
+            files.append((row, source.name, []))
+            for batch, unread in read_batches(source.name, source.path, upstream.schema, upstream.row, files[-1][2]):
+                left = (config.max_pairs or math.inf) - read[source.split]
+                if left <= 0:
+                    break
+                if len(batch) > left:
+                    batch, unread = batch.slice(0, int(left)), [u for u in unread if u[0] < left]
+                read[source.split] += len(batch)
+                if upstream.splits:
+                    tests = pa.array([upstream.splits[source.split] == "test"] * len(batch), pa.bool_())
+                else:
+                    tests = _is_test(batch.column(upstream.split_by), config.test_size)
+                examples = _convert_batch(batch, unread, tests, config, reports, place, row)
+                test = tests.take(examples.column("_row"))
+                upstream_rows = pc.add(examples.column("_row"), row)
+                spill.file(examples.set_column(examples.schema.get_field_index("_row"), "_row", upstream_rows), test)
+                row += len(batch)
+    finally:
+        spill.close()
+    return reports, place
+
+
+def _convert_batch(
+    batch: pa.Table,
+    unread: list[tuple[int, Reason]],
+    tests: pa.Array,
+    config: UltraFeedbackKTOConfig,
+    reports: dict[str, SplitReport],
+    place: Callable[[int], str],
+    first_row: int,
+) -> pa.Table:
+    """The examples of a batch that starts at upstream row ``first_row`` (``_row``: the batch's
+    rows); what it leaves out goes to the report of its split, named by ``place``."""
+    upstream = UPSTREAMS[config.upstream]
+    in_split = ["test" if test else "train" for test in tests.to_pylist()]
+    for split in set(in_split):
+        reports[split].read += in_split.count(split)
+    left_out = list(unread)  # an unread row is all nulls in the batch: its reason is the reading's
+    unread_rows = pa.array([r for r, _ in unread], pa.int64())
+    rows = pc.indices_nonzero(pc.invert(pc.is_in(pa.array(range(len(batch))), unread_rows)))
+    if config.exclude_sources:
+        sources = batch.column("source").take(rows)
+        excluded = pc.fill_null(pc.is_in(sources, pa.array(config.exclude_sources)), False)
+        reason = dataclasses.replace(EXCLUDED_SOURCE, unit=upstream.row)
+        left_out += [(row, reason) for row in rows.filter(excluded).to_pylist()]
+        rows = rows.filter(pc.invert(excluded))
+    converted = upstream.convert(batch if len(rows) == len(batch) else batch.take(rows), config)
+    left_out += [(rows[index].as_py(), reason) for index, reason in converted.left_out]
+    for index, reason in sorted(left_out, key=lambda item: item[0]):
+        if reason.kind == "malformed" and config.on_bad_rows == "error":
+            advice = "on_bad_rows='error'; 'warn' or 'skip' leave such data out"
+            raise BadRowError(f"{place(first_row + index)}: {reason} ({advice})")
+        reports[in_split[index]].add(reason, [place(first_row + index)])
+    examples = converted.examples
+    return examples.set_column(examples.schema.get_field_index("_row"), "_row", rows.take(examples.column("_row")))
+
+
+# ---------------------------------------------------------------------------------------
+# 3. Keep: one example of each (prompt, completion, label), in one split, of both labels
+# ---------------------------------------------------------------------------------------
+
+
+def keep(keys: pa.Table, excluded: pa.Array | None = None) -> tuple[pa.Array, dict[Reason, list[int]]]:
+    """Which examples of a split (rows of its `_KEYS`) it keeps: the first in upstream order of
+    each (prompt, completion, label), none of a (prompt, completion) found with both labels,
+    and none of a prompt key in ``excluded`` (the test split's, where the upstream has its
+    own); and the upstream rows of the others, by reason."""
+    by_text = pc.sort_indices(keys, [(name, "ascending") for name in ("prompt_key", "completion_key", "row", "rank")])
+    prompt, completion = keys.column("prompt_key").take(by_text), keys.column("completion_key").take(by_text)
+    new_text = pc.or_(pc.not_equal(prompt[1:], prompt[:-1]), pc.not_equal(completion[1:], completion[:-1]))
+    first = pa.concat_arrays([pa.array([True] * min(len(keys), 1), pa.bool_()), new_text.combine_chunks()])
+    group = pc.subtract(pc.cumulative_sum(pc.cast(first, pa.int64())), 1)
+    by_group = pa.table({"group": group, "label": keys.column("label").take(by_text)}).group_by("group")
+    labels = by_group.aggregate([("label", "min"), ("label", "max")]).sort_by("group")
+    contradictory = pc.not_equal(labels.column("label_min"), labels.column("label_max")).take(group)
+    duplicate = pc.and_not(pc.invert(first), contradictory)
+    in_test = pc.is_in(prompt, excluded if excluded is not None else pa.array([], pa.int64()))
+    in_test = pc.and_not(pc.and_not(in_test, contradictory), duplicate)
+    rows = keys.column("row").take(by_text)
+    reasons = ((CONTRADICTORY, contradictory), (DUPLICATE, duplicate), (IN_UPSTREAM_TEST, in_test))
+    left_out = {reason: sorted(rows.filter(which).to_pylist()) for reason, which in reasons if pc.any(which).as_py()}
+    dropped = pc.or_(pc.or_(contradictory, duplicate), in_test)
+    return pc.invert(dropped).take(pc.sort_indices(by_text)), left_out  # back in the keys' order
+
+
+def check_labels(split: str, labels: pa.Array, config: UltraFeedbackKTOConfig) -> None:
+    """Raise `UpstreamError` when a split's examples hold one label only: KTO cannot train on it."""
+    desirable = pc.sum(labels).as_py() or 0
+    if len(labels) and desirable in (0, len(labels)):  # (an empty split is left out)
+        rule = f"label_rule={config.label_rule!r}"
+        if config.label_rule == "absolute":
+            rule += ", desirable_threshold={:g} on the upstream's scale, {:g} to {:g}".format(
+                config.desirable_threshold, *UPSTREAMS[config.upstream].ratings
+            )
+        raise UpstreamError(
+            f"split {split!r} would hold one label only, which KTO cannot train on: {desirable} desirable and "
+            f"{len(labels) - desirable} undesirable examples ({rule})"
+        )
+
+
+# ---------------------------------------------------------------------------------------
+# 4. Order: rows of one prompt far apart, labels mixed
+# ---------------------------------------------------------------------------------------
 
 
 #: The longest run of one label the order aims for when each label is at least a quarter
@@ -637,7 +1251,12 @@ class Arrangement:
         for earlier in range(position - 1, self.start - 1, -1):
             other = order[earlier - self.start]
             other_key = prompt_keys[other]
-            if labels[other] == labels[row] and other_key != key and self._fits(key, earlier) and self._fits(other_key, position, earlier):
+            if (
+                labels[other] == labels[row]
+                and other_key != key
+                and self._fits(key, earlier)
+                and self._fits(other_key, position, earlier)
+            ):
                 self.placed[other_key].remove(earlier)
                 bisect.insort(self.placed.setdefault(key, []), earlier)
                 order[earlier - self.start] = row
@@ -658,15 +1277,23 @@ def _label_sequence(true_left: int, false_left: int, cap: int, rng: random.Rando
         false_run = run + 1 if run_label is False else 1
         # After this label the rest fits if each label's rows fit in runs of ``cap`` between the
         # other's (the current run's room counted for its own label).
-        true_ok = (true_run <= cap and true_left - 1 <= cap - true_run + cap * false_left
-                   and false_left <= cap * true_left)  # fmt: skip
-        false_ok = (false_run <= cap and false_left - 1 <= cap - false_run + cap * true_left
-                    and true_left <= cap * false_left)  # fmt: skip
+        true_ok = (
+            true_run <= cap and true_left - 1 <= cap - true_run + cap * false_left and false_left <= cap * true_left
+        )
+        false_ok = (
+            false_run <= cap and false_left - 1 <= cap - false_run + cap * true_left and true_left <= cap * false_left
+        )
         label = rng.random() * (true_left + false_left) < true_left if true_ok == false_ok else true_ok
         sequence.append(label)
         true_left, false_left = true_left - label, false_left - (not label)
         run, run_label = (run + 1, label) if label is run_label else (1, label)
     return sequence + [True] * true_left + [False] * false_left
+
+
+def _last_run(labels: list[bool], before: tuple[bool | None, int]) -> tuple[bool | None, int]:
+    """``(label, length)`` of the run of labels that ``labels`` end with, continuing ``before``."""
+    length = next((count for count, label in enumerate(reversed(labels)) if label != labels[-1]), len(labels))
+    return labels[-1], length + (before[1] if length == len(labels) and before[0] == labels[-1] else 0)
 
 
 def closest_rows(prompt_ids: Sequence) -> tuple[int, int] | None:
@@ -710,263 +1337,30 @@ def order_problems(
     return problems
 
 
-def _last_run(labels: list[bool], before: tuple[bool | None, int]) -> tuple[bool | None, int]:
-    """``(label, length)`` of the run of labels that ``labels`` end with, continuing ``before``."""
-    length = next((count for count, label in enumerate(reversed(labels)) if label != labels[-1]), len(labels))
-    return labels[-1], length + (before[1] if length == len(labels) and before[0] == labels[-1] else 0)
-
-
-def _keep(keys: pa.Table, report: SplitReport, place: Callable[[int], str], excluded: pa.Array | None) -> pa.Array:
-    """Which examples of a split (rows of its `_KEYS`) it keeps: the first in upstream order of
-    each (prompt, completion, label), none of a (prompt, completion) found with both labels,
-    and none of a prompt key in ``excluded`` (the test split's, where the upstream has its
-    own). The others are counted in ``report``; ``place`` names an upstream row."""
-    by_text = pc.sort_indices(keys, [(name, "ascending") for name in ("prompt_key", "completion_key", "row", "rank")])
-    prompt, completion = keys.column("prompt_key").take(by_text), keys.column("completion_key").take(by_text)
-    first = pa.concat_arrays([pa.array([True] * min(len(keys), 1), pa.bool_()), pc.or_(
-        pc.not_equal(prompt[1:], prompt[:-1]), pc.not_equal(completion[1:], completion[:-1])).combine_chunks()])  # fmt: skip
-    group = pc.subtract(pc.cumulative_sum(pc.cast(first, pa.int64())), 1)
-    labels = (pa.table({"group": group, "label": keys.column("label").take(by_text)}).group_by("group")
-              .aggregate([("label", "min"), ("label", "max")]).sort_by("group"))  # fmt: skip
-    contradictory = pc.not_equal(labels.column("label_min"), labels.column("label_max")).take(group)
-    duplicate = pc.and_not(pc.invert(first), contradictory)
-    in_test = pc.and_not(pc.and_not(pc.is_in(prompt, excluded if excluded is not None else pa.array([], pa.int64())),
-                                    contradictory), duplicate)  # fmt: skip
-    rows = keys.column("row").take(by_text)
-    for reason, which in ((CONTRADICTORY, contradictory), (DUPLICATE, duplicate), (IN_UPSTREAM_TEST, in_test)):
-        count = pc.sum(pc.cast(which, pa.int64())).as_py() or 0
-        for number, row in enumerate(sorted(rows.filter(which).to_pylist())[: SplitReport.FIRST_PLACES] if count else []):
-            report.add(reason, place(row), count if number == 0 else 0)
-    dropped = pc.or_(pc.or_(contradictory, duplicate), in_test)
-    return pc.invert(dropped).take(pc.sort_indices(by_text))  # back in the keys' order
+def order_split(keys: pa.Table, windows: int, config: UltraFeedbackKTOConfig, split: str) -> list[pa.Array]:
+    """The order of each of a split's windows: the rows of its file (``index``) that ``keys``
+    (the `_KEYS` of the examples the split keeps, window by window) name, as they are written."""
+    starts = {group["values"]: group["counts"] for group in pc.value_counts(keys.column("window")).to_pylist()}
+    most = pc.max(pc.value_counts(keys.column("prompt_key")).field("counts")).as_py() or 0
+    arrangement = Arrangement(
+        prompt_distance(len(keys), most, config.min_prompt_distance), random.Random(f"{config.seed}/{split}")
+    )
+    orders, start = [], 0
+    for window in range(windows):
+        rows = keys.slice(start, starts.get(window, 0))
+        if config.order == "upstream":
+            rows = rows.sort_by([("row", "ascending"), ("rank", "ascending")])
+        else:
+            order = arrangement.window(rows.column("prompt_key").to_pylist(), rows.column("label").to_pylist())
+            rows = rows.take(pa.array(order, pa.int64()))
+        orders.append(rows.column("index").combine_chunks())
+        start += starts.get(window, 0)
+    return orders
 
 
 # ---------------------------------------------------------------------------------------
-# Reading the upstream files
+# The builder: its options, and the datasets hooks that run the stages and write (5) the rows
 # ---------------------------------------------------------------------------------------
-
-_BATCH_ROWS = 1_000
-_JSON_SUFFIXES = (".jsonl", ".json", ".ndjson")
-NOT_AN_OBJECT = Reason("not a JSON object")
-WRONG_TYPE = Reason("a value of the wrong type")
-NOT_UNICODE = Reason("text that is not valid Unicode (a lone surrogate)")
-
-
-_URL = re.compile(r"[a-zA-Z][\w+.-]*://[^\s'\"<>)]+")
-_QUERY = re.compile(r"\?[\w.~%+-]+=[^\s'\"]*")  # also after a bare path, as urllib3 names what it retries
-
-
-def scrub_urls(text: str) -> str:
-    """``text`` as a message or the card may show it: every URL in it without credentials, query
-    or fragment (a signed URL's signature, a token); the rest as it is."""
-
-    def scrubbed(url: re.Match) -> str:
-        parts = urllib.parse.urlsplit(url[0])
-        host = (parts.hostname or "") + (f":{parts.port}" if parts.port else "")
-        return urllib.parse.urlunsplit((parts.scheme, host, parts.path, "", ""))
-
-    return _QUERY.sub("", _URL.sub(scrubbed, text))
-
-
-def one_line(error: object) -> str:
-    """An error as one line: the first line of its text that is not blank, or its type's name."""
-    return next((line.strip() for line in str(error).splitlines() if line.strip()), type(error).__name__)
-
-
-def _file_format(name: str) -> str:
-    lowered = name.lower().split("?")[0]
-    if lowered.endswith(".parquet"):
-        return "parquet"
-    if lowered.endswith(_JSON_SUFFIXES):
-        return "json"
-    raise UpstreamError(f"{name}: not a parquet or JSON Lines file (expected .parquet or .jsonl)")
-
-
-def _fits(found: pa.DataType, expected: pa.DataType) -> bool:
-    """Whether a parquet column of type ``found`` reads as ``expected`` (null fits anything,
-    integers fit floats, structs may hold more fields)."""
-    if pa.types.is_null(found) or found == expected:
-        return True
-    if pa.types.is_floating(expected):
-        return pa.types.is_floating(found) or pa.types.is_integer(found)
-    if pa.types.is_string(expected):
-        return pa.types.is_string(found) or pa.types.is_large_string(found)
-    if pa.types.is_list(expected):
-        return (pa.types.is_list(found) or pa.types.is_large_list(found)) and _fits(found.value_type, expected.value_type)
-    if pa.types.is_struct(expected) and pa.types.is_struct(found):
-        fields = {found.field(i).name: found.field(i).type for i in range(found.num_fields)}
-        return all(field.name in fields and _fits(fields[field.name], field.type) for field in expected)
-    return False
-
-
-def _json_fits(value: Any, expected: pa.DataType) -> bool:
-    """Whether a JSON value reads as ``expected`` (null fits anything; a bool is no number)."""
-    if value is None:
-        return True
-    if pa.types.is_string(expected):
-        return isinstance(value, str)
-    if pa.types.is_floating(expected):
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    if pa.types.is_list(expected):
-        return isinstance(value, list) and all(_json_fits(item, expected.value_type) for item in value)
-    if pa.types.is_struct(expected):
-        return isinstance(value, dict) and all(_json_fits(value.get(field.name), field.type) for field in expected)
-    return False
-
-
-def _describe(arrow_type: pa.DataType) -> str:
-    if arrow_type == _MESSAGES:
-        return "a list of {content, role} messages"
-    return {"double": "a number", "string": "text"}.get(str(arrow_type), str(arrow_type))
-
-
-def inspect_source(name: str, path: str, schema: pa.Schema) -> int:
-    """Check one upstream file as a whole and return its number of rows.
-
-    ``name`` is how the file is named in messages, ``path`` where it is read from (they
-    differ once ``datasets`` has downloaded a remote file into its cache). Raises
-    `UpstreamError` for a missing, empty, unreadable or truncated file, missing upstream
-    columns or a column of the wrong type (for JSON Lines, in its first JSON object).
-    """
-    file_format = _file_format(name)
-    try:
-        with open(path, "rb") as f:
-            if file_format == "parquet":
-                metadata = pq.ParquetFile(f, pre_buffer=False).metadata
-                rows, found = metadata.num_rows, metadata.schema.to_arrow_schema()
-                twice = [c for c in schema.names if len(found.get_all_field_indices(c)) > 1]
-                if twice:
-                    raise UpstreamError(f"{name}: more than one column named {twice[0]!r}")
-                # Per column: None when it fits, else what it is.
-                columns = {c.name: None if _fits(found.field(c.name).type, c.type) else _describe(found.field(c.name).type)
-                           for c in schema if c.name in found.names}  # fmt: skip
-            else:
-                rows, first = 0, None
-                for line in f:
-                    if line.strip():
-                        rows += 1
-                        first = first if first is not None else _json_object(line)
-                if rows and first is None:
-                    raise UpstreamError(f"{name}: no line is a JSON object")
-                columns = {c.name: None if _json_fits(first[c.name], c.type) else type(first[c.name]).__name__
-                           for c in schema if first and c.name in first}  # fmt: skip
-    except FileNotFoundError:
-        raise UpstreamError(f"{name}: file not found") from None
-    except UnicodeDecodeError:
-        raise _not_utf8(name, path) from None
-    except (pa.ArrowException, OSError) as error:
-        raise UpstreamError(f"{name}: unreadable {file_format} file ({one_line(error)})") from None
-    if rows == 0:
-        raise UpstreamError(f"{name}: empty file (no rows)")
-    missing = [column for column in schema.names if column not in columns]
-    if missing:
-        raise UpstreamError(f"{name}: missing upstream column(s) {', '.join(missing)}")
-    for column, found_kind in columns.items():
-        if found_kind is not None:
-            raise UpstreamError(f"{name}: column {column!r} should be {_describe(schema.field(column).type)}, "
-                                f"found {found_kind}")  # fmt: skip
-    return rows
-
-
-def _json_object(line: bytes) -> dict | None:
-    try:
-        row = json.loads(line)
-    except UnicodeDecodeError:
-        raise  # the file's encoding, not this row, is wrong (`_not_utf8`)
-    except ValueError:
-        return None
-    return row if isinstance(row, dict) else None
-
-
-def _not_utf8(name: str, path: str) -> UpstreamError:
-    """The error for a JSON Lines file that is not UTF-8 (Latin-1, say), naming its first such line."""
-    with open(path, "rb") as f:
-        for number, line in enumerate(f, 1):
-            try:
-                line.decode("utf-8", "surrogatepass")  # as json.loads decodes
-            except UnicodeDecodeError:
-                return UpstreamError(f"{name} line {number}: not UTF-8 text, as JSON Lines must be")
-    return UpstreamError(f"{name}: not UTF-8 text, as JSON Lines must be")
-
-
-def read_batches(name: str, path: str, schema: pa.Schema, unit: str, blanks: list[int]) -> Iterator[tuple]:
-    """An upstream file's rows in batches, in file order, with the upstream's ``schema``, and
-    for each batch the ``(row, reason)`` of rows that could not be read as that schema
-    (JSON Lines only: a line that is not a JSON object, a value of the wrong type, text that
-    is not Unicode; such a row is all nulls in the table; ``unit`` is what a row is, in
-    words). A blank line is no row: ``blanks`` gets the number of rows above each."""
-    file_format = _file_format(name)
-    try:
-        with open(path, "rb") as f:
-            if file_format == "parquet":
-                # Without pre-buffering, through a small buffer: the reader then holds pages,
-                # not whole row groups (which may be hundreds of MB).
-                parquet = pq.ParquetFile(f, pre_buffer=False, buffer_size=1 << 20)
-                for batch in parquet.iter_batches(batch_size=_BATCH_ROWS, columns=schema.names, use_threads=False):
-                    yield pa.Table.from_batches([batch]).cast(schema), []
-                return
-            # A blank line is no row: the rows above it (lines less blank lines) go to ``blanks``,
-            # whose ``append`` gives None, which skips it.
-            lines = (line for number, line in enumerate(f) if line.strip() or blanks.append(number - len(blanks)))
-            while batch := [line for _, line in zip(range(_BATCH_ROWS), lines, strict=False)]:
-                yield _json_rows(batch, schema, unit)
-    except UnicodeDecodeError:
-        raise _not_utf8(name, path) from None
-    except (pa.ArrowException, OSError) as error:
-        raise UpstreamError(f"{name}: unreadable {file_format} file ({one_line(error)})") from None
-
-
-def _json_rows(lines: list[bytes], schema: pa.Schema, unit: str) -> tuple[pa.Table, list[tuple[int, Reason]]]:
-    rows, unread = [], []
-    for index, line in enumerate(lines):
-        row = _json_object(line)
-        if row is None or not all(_json_fits(row.get(field.name), field.type) for field in schema):
-            unread.append((index, dataclasses.replace(NOT_AN_OBJECT if row is None else WRONG_TYPE, unit=unit)))
-            row = {}
-        rows.append(row)
-    try:
-        return pa.Table.from_pylist(rows, schema=schema), unread
-    except UnicodeEncodeError:  # a lone surrogate ("\ud800", as scraped text has) is no UTF-8: rare, found row by row
-        for index, row in enumerate(rows):
-            try:
-                pa.Table.from_pylist([row], schema=schema)
-            except UnicodeEncodeError:
-                unread.append((index, dataclasses.replace(NOT_UNICODE, unit=unit)))
-                rows[index] = {}
-    return pa.Table.from_pylist(rows, schema=schema), unread
-
-
-# ---------------------------------------------------------------------------------------
-# The builder
-# ---------------------------------------------------------------------------------------
-
-
-@dataclasses.dataclass
-class SplitReport:
-    """What one split left out, by reason, with the first few places of each, and how many
-    upstream rows (pairs) it read."""
-
-    split: str
-    read: int = 0
-    left_out: Counter = dataclasses.field(default_factory=Counter)
-    places: dict[Reason, list[str]] = dataclasses.field(default_factory=dict)
-
-    FIRST_PLACES = 5
-
-    def add(self, reason: Reason, place: str, count: int = 1) -> None:
-        self.left_out[reason] += count
-        places = self.places.setdefault(reason, [])
-        if len(places) < self.FIRST_PLACES and place not in places:
-            places.append(place)
-
-    def log(self, on_bad_rows: str) -> None:
-        lines = {kind: [f"{reason}: {count} {reason.unit}(s) (first at {'; '.join(self.places[reason])})"
-                        for reason, count in self.left_out.most_common() if (reason.kind == "malformed") == kind]
-                 for kind in (True, False)}  # fmt: skip
-        if lines[True] and on_bad_rows == "warn":
-            logger.warning(f"Left out malformed upstream data of split {self.split!r}:\n  " + "\n  ".join(lines[True]))
-        if lines[False]:
-            logger.info(f"Left out of split {self.split!r}:\n  " + "\n  ".join(lines[False]))
 
 
 def _option(default: Any, help: str) -> Any:
@@ -1081,10 +1475,15 @@ class UltraFeedbackKTOConfig(datasets.BuilderConfig):
                 raise ValueError(f"{option}={getattr(self, option)!r}: expected one of {', '.join(map(str, allowed))}")
         upstream = UPSTREAMS[self.upstream]
         if self.label_rule is not None and self.label_rule not in upstream.label_rules:
-            raise ValueError(f"label_rule={self.label_rule!r} has no meaning for upstream={self.upstream!r}: "
-                             f"expected one of {', '.join(upstream.label_rules)}")  # fmt: skip
-        not_here = {"test_size": upstream.splits, "min_rating_margin": upstream.row != "pair",
-                    "exclude_sources": "source" not in upstream.schema.names}  # fmt: skip
+            raise ValueError(
+                f"label_rule={self.label_rule!r} has no meaning for upstream={self.upstream!r}: "
+                f"expected one of {', '.join(upstream.label_rules)}"
+            )
+        not_here = {
+            "test_size": upstream.splits,
+            "min_rating_margin": upstream.row != "pair",
+            "exclude_sources": "source" not in upstream.schema.names,
+        }
         for option, refused in not_here.items():
             if refused and getattr(self, option) not in (None, ()):
                 raise ValueError(f"{option} does not apply to upstream={self.upstream!r} (see UltraFeedbackKTOConfig)")
@@ -1096,8 +1495,10 @@ class UltraFeedbackKTOConfig(datasets.BuilderConfig):
             raise ValueError(f"max_pairs={self.max_pairs!r}: expected a positive number of rows")
         low, high = upstream.ratings
         if self.desirable_threshold is not None and not low <= self.desirable_threshold <= high:
-            raise ValueError(f"desirable_threshold={self.desirable_threshold!r}: expected a rating from {low:g} to "
-                             f"{high:g}, the scale of upstream={self.upstream!r}")
+            raise ValueError(
+                f"desirable_threshold={self.desirable_threshold!r}: expected a rating from {low:g} to "
+                f"{high:g}, the scale of upstream={self.upstream!r}"
+            )
         if self.min_rating_margin is not None and self.min_rating_margin < 0:
             raise ValueError(f"min_rating_margin={self.min_rating_margin!r}: expected a non-negative rating gap")
         if self.shuffle_dir is not None and not os.path.isdir(self.shuffle_dir):
@@ -1110,7 +1511,9 @@ class UltraFeedbackKTOConfig(datasets.BuilderConfig):
             self,
             test_size=None if upstream.splits else (0.05 if self.test_size is None else self.test_size),
             label_rule=self.label_rule or upstream.label_rules[0],
-            desirable_threshold=upstream.desirable_threshold if self.desirable_threshold is None else self.desirable_threshold,
+            desirable_threshold=upstream.desirable_threshold
+            if self.desirable_threshold is None
+            else self.desirable_threshold,
             exclude_sources=tuple(upstream.exclude_sources if self.exclude_sources is None else self.exclude_sources),
         )
 
@@ -1125,9 +1528,6 @@ def option_choices() -> dict[str, tuple]:
     return choices
 
 
-#: Examples per window: the unit the shuffle writes, reads back and orders at once, so that
-#: memory holds one window, whatever the upstream (sized in bench/README.md).
-_WINDOW_EXAMPLES = 8_192
 #: Rows per table handed to datasets: its shards can only end between tables.
 _TABLE_ROWS = 512
 
@@ -1136,18 +1536,23 @@ class UltraFeedbackKTO(datasets.ArrowBasedBuilder):
     """UltraFeedback preference pairs unpaired into KTO examples (see the module docstring).
 
     An `ArrowBasedBuilder`, the kind behind ``datasets``' own parquet and json loaders: it
-    hands Arrow tables to the writer rather than one example at a time. After its splits
-    are planned, ``reports`` holds what each left out (a `SplitReport`).
+    hands Arrow tables to the writer rather than one example at a time. Its splits are planned
+    by the stages above, in turn; ``reports`` then holds what each split read and left out.
     """
 
     BUILDER_CONFIG_CLASS = UltraFeedbackKTOConfig
     VERSION = datasets.Version("1.0.0")
     BUILDER_CONFIGS = [
-        UltraFeedbackKTOConfig(name="default", version=VERSION, format="standard",
-                               description="prompt and completion as strings"),
-        UltraFeedbackKTOConfig(name="conversational", version=VERSION, format="conversational",
-                               description="prompt and completion as message lists"),
-    ]  # fmt: skip
+        UltraFeedbackKTOConfig(
+            name="default", version=VERSION, format="standard", description="prompt and completion as strings"
+        ),
+        UltraFeedbackKTOConfig(
+            name="conversational",
+            version=VERSION,
+            format="conversational",
+            description="prompt and completion as message lists",
+        ),
+    ]
     DEFAULT_CONFIG_NAME = "default"
 
     def __init__(self, *args, **kwargs):
@@ -1169,57 +1574,28 @@ class UltraFeedbackKTO(datasets.ArrowBasedBuilder):
         )
 
     def _split_generators(self, dl_manager) -> list[datasets.SplitGenerator]:
-        config, upstream = self.config, UPSTREAMS[self.config.upstream]
-        if config.data_files:
-            files = {split: list(names) for split, names in config.data_files.items()}
-            unknown = sorted(set(files) - set(upstream.splits)) if upstream.splits else []
-            if unknown:
-                raise UpstreamError(f"data_files for upstream={config.upstream!r} are keyed by its splits "
-                                    f"({', '.join(upstream.splits)}), not {', '.join(unknown)}")  # fmt: skip
-        else:
-            files = {split: list(datasets.data_files.DataFilesList.from_patterns(
-                [f"hf://datasets/{upstream.repo}@{config.upstream_revision}/{pattern}"],
-                download_config=dl_manager.download_config)) for split, pattern in upstream.files.items()}  # fmt: skip
-        sources = [(split, scrub_urls(name), path) for split, names in files.items()
-                   for name, path in zip(names, dl_manager.download(names), strict=True)]  # fmt: skip
-        # Every file is checked before any row is read; windows are sized by the rows expected.
-        expected = Counter()
-        for split, name, path in sources:
-            rows = min(inspect_source(name, path, upstream.schema), config.max_pairs or math.inf)
-            if upstream.splits:
-                expected[upstream.splits[split]] += rows
-            else:
-                expected.update({"train": rows * (1 - config.test_size), "test": rows * config.test_size})
-        whole = sum(expected.values()) if config.order == "upstream" else None  # windows of consecutive rows
-        windows = {split: max(1, math.ceil(upstream.examples_per_row * (whole or rows) / _WINDOW_EXAMPLES))
-                   for split, rows in expected.items() if rows}  # fmt: skip
-        # The shuffle's files, one per window of each split; they go with the split
-        # generators of a build, or with a stream, that hold the last reference to them.
-        spill = _Spill(config.shuffle_dir, windows)
-        reports, place = self._convert(sources, spill)
-        generators = []
+        config = self.config
+        sources = self._sources(dl_manager)
+        spill = Spill(plan_windows(sources, config), config)
+        reports, place = convert_upstream(sources, config, spill)
         # A prompt is in one split only: with the upstream's own splits, test wins.
-        in_test = pc.unique(spill.keys("test").column("prompt_key")) if upstream.splits else None
-        for split, count in windows.items():
+        in_test = pc.unique(spill.keys("test").column("prompt_key")) if UPSTREAMS[config.upstream].splits else None
+        generators = []
+        for split, windows in spill.windows.items():
             keys = spill.keys(split)
-            kept = _keep(keys, reports[split], place, in_test if split == "train" else None)
+            kept, left_out = keep(keys, in_test if split == "train" else None)
+            for reason, rows in left_out.items():
+                reports[split].add(reason, [place(row) for row in rows[: SplitReport.FIRST_PLACES]], len(rows))
             reports[split].log(config.on_bad_rows)
-            labels = keys.column("label").filter(kept)
-            desirable = pc.sum(labels).as_py() or 0
-            if len(labels) and desirable in (0, len(labels)):  # (an empty split is left out below)
-                rule = ", desirable_threshold={:g} on the upstream's scale, {:g} to {:g}".format(
-                    config.desirable_threshold, *upstream.ratings) if config.label_rule == "absolute" else ""
-                raise UpstreamError(f"split {split!r} would hold one label only, which KTO cannot train on: {desirable} "
-                                    f"desirable and {len(labels) - desirable} undesirable examples "
-                                    f"(label_rule={config.label_rule!r}{rule})")
-            orders = self._orders(split, keys, kept, count)
-            written = [window for window in range(count) if len(orders[window])]
-            if written:
-                generators.append(datasets.SplitGenerator(name=split, gen_kwargs={
-                    "windows": [spill.path(split, w) for w in written], "orders": [orders[w] for w in written],
-                    "spill": spill}))  # fmt: skip
-            else:
+            check_labels(split, keys.column("label").filter(kept), config)
+            orders = order_split(keys.filter(kept), windows, config, split)
+            written = [window for window in range(windows) if len(orders[window])]
+            if not written:
                 logger.warning(f"Split {split!r} has no rows: it is left out")
+                continue
+            paths, orders = [spill.path(split, w) for w in written], [orders[w] for w in written]
+            kwargs = {"windows": paths, "orders": orders, "spill": spill}
+            generators.append(datasets.SplitGenerator(name=split, gen_kwargs=kwargs))
         if not generators:
             left_out = sum((report.left_out for report in reports.values()), Counter())
             reasons = "; ".join(f"{reason}: {count}" for reason, count in left_out.most_common())
@@ -1227,97 +1603,37 @@ class UltraFeedbackKTO(datasets.ArrowBasedBuilder):
         self.reports = reports
         return generators
 
-    def _convert(self, sources: list[tuple[str, str, str]], spill: _Spill):
-        """Read and convert every upstream row once, in upstream order, filing each example in
-        the spill by split and window. Returns each split's report, and what names an upstream
-        row (by its number) in messages."""
+    def _sources(self, dl_manager) -> list[Source]:
+        """The upstream's files: ``data_files``, or its files on the Hub at ``upstream_revision``."""
         config, upstream = self.config, UPSTREAMS[self.config.upstream]
-        reports = {split: SplitReport(split) for split in spill.windows}
-        files: list[tuple[int, str, list[int]]] = []  # each file's first upstream row, name, blank lines
-        row, read = 0, Counter()  # upstream rows read in all, and of each upstream split
+        if config.data_files:
+            files = {split: list(names) for split, names in config.data_files.items()}
+            unknown = sorted(set(files) - set(upstream.splits)) if upstream.splits else []
+            if unknown:
+                raise UpstreamError(
+                    f"data_files for upstream={config.upstream!r} are keyed by its splits "
+                    f"({', '.join(upstream.splits)}), not {', '.join(unknown)}"
+                )
+        else:
+            hub = f"hf://datasets/{upstream.repo}@{config.upstream_revision}"
+            config_of = dl_manager.download_config
+            files = {
+                split: list(
+                    datasets.data_files.DataFilesList.from_patterns([f"{hub}/{pattern}"], download_config=config_of)
+                )
+                for split, pattern in upstream.files.items()
+            }
+        return [
+            Source(split, scrub_urls(name), path)
+            for split, names in files.items()
+            for name, path in zip(names, dl_manager.download(names), strict=True)
+        ]
 
-        def place(upstream_row: int) -> str:
-            """An upstream row as messages name it: in JSON Lines the line an editor shows (from 1,
-            blank lines counted), in parquet the row as pyarrow and datasets count them (from 0)."""
-            first, name, blanks = files[bisect.bisect_right([start for start, _, _ in files], upstream_row) - 1]
-            in_file = upstream_row - first
-            if _file_format(name) == "parquet":
-                return f"{name} row {in_file}"
-            return f"{name} line {in_file + 1 + bisect.bisect_right(blanks, in_file)}"
-
-        try:
-            for upstream_split, name, path in sources:
-                if read[upstream_split] >= (config.max_pairs or math.inf):
-                    continue
-                files.append((row, name, []))
-                for batch, unread in read_batches(name, path, upstream.schema, upstream.row, files[-1][2]):
-                    left = (config.max_pairs or math.inf) - read[upstream_split]
-                    if left <= 0:
-                        break
-                    if len(batch) > left:
-                        batch, unread = batch.slice(0, int(left)), [u for u in unread if u[0] < left]
-                    read[upstream_split] += len(batch)
-                    if upstream.splits:
-                        tests = pa.array([upstream.splits[upstream_split] == "test"] * len(batch), pa.bool_())
-                    else:
-                        tests = _is_test(batch.column(upstream.split_by), config.test_size)
-                    examples = self._convert_batch(batch, unread, tests, reports, place, row)
-                    test = tests.take(examples.column("_row"))
-                    examples = examples.set_column(examples.schema.get_field_index("_row"), "_row",
-                                                   pc.add(examples.column("_row"), row))  # fmt: skip
-                    spill.file(examples, test, config)
-                    row += len(batch)
-        finally:
-            spill.close()
-        return reports, place
-
-    def _convert_batch(self, batch, unread, tests: pa.Array, reports: dict[str, SplitReport],
-                       place: Callable[[int], str], first_row: int) -> pa.Table:  # fmt: skip
-        """The examples of a batch that starts at upstream row ``first_row`` (``_row``: the
-        batch's rows); what it leaves out goes to the report of its split, named by ``place``."""
-        config, upstream = self.config, UPSTREAMS[self.config.upstream]
-        in_split = ["test" if test else "train" for test in tests.to_pylist()]
-        for split in set(in_split):
-            reports[split].read += in_split.count(split)
-        left_out = list(unread)  # an unread row is all nulls in the batch: its reason is the reading's
-        rows = pc.indices_nonzero(pc.invert(pc.is_in(pa.array(range(len(batch))), pa.array([r for r, _ in unread], pa.int64()))))
-        if config.exclude_sources:
-            excluded = pc.fill_null(pc.is_in(batch.column("source").take(rows), pa.array(config.exclude_sources)), False)
-            reason = dataclasses.replace(EXCLUDED_SOURCE, unit=upstream.row)
-            left_out += [(row, reason) for row in rows.filter(excluded).to_pylist()]
-            rows = rows.filter(pc.invert(excluded))
-        converted = upstream.convert(batch if len(rows) == len(batch) else batch.take(rows), config)
-        left_out += [(rows[index].as_py(), reason) for index, reason in converted.left_out]
-        for index, reason in sorted(left_out, key=lambda item: item[0]):
-            if reason.kind == "malformed" and config.on_bad_rows == "error":
-                raise BadRowError(f"{place(first_row + index)}: {reason} (on_bad_rows='error'; 'warn' or 'skip' leave "
-                                  "such data out)")
-            reports[in_split[index]].add(reason, place(first_row + index))
-        examples = converted.examples
-        return examples.set_column(examples.schema.get_field_index("_row"), "_row", rows.take(examples.column("_row")))
-
-    def _orders(self, split: str, keys: pa.Table, kept: pa.Array, windows: int) -> list[pa.Array]:
-        """The order of each window: the rows of its file that the split keeps (``kept``, per
-        row of ``keys``), in the order they are written."""
-        keys = keys.filter(kept)
-        starts = {group["values"]: group["counts"] for group in pc.value_counts(keys.column("window")).to_pylist()}
-        prompt_counts = pc.value_counts(keys.column("prompt_key")).field("counts")
-        distance = prompt_distance(len(keys), pc.max(prompt_counts).as_py() or 0, self.config.min_prompt_distance)
-        arrangement = Arrangement(distance, random.Random(f"{self.config.seed}/{split}"))
-        orders, start = [], 0
-        for window in range(windows):
-            rows = keys.slice(start, starts.get(window, 0))
-            if self.config.order == "upstream":
-                rows = rows.sort_by([("row", "ascending"), ("rank", "ascending")])
-            else:
-                order = arrangement.window(rows.column("prompt_key").to_pylist(), rows.column("label").to_pylist())
-                rows = rows.take(pa.array(order, pa.int64()))
-            orders.append(rows.column("index").combine_chunks())
-            start += starts.get(window, 0)
-        return orders
-
-    def _generate_tables(self, windows: list[str], orders: list[pa.Array], spill=None) -> Iterator[tuple[Any, pa.Table]]:
-        # ``spill`` is only there to keep the window files while the split is generated.
+    def _generate_tables(
+        self, windows: list[str], orders: list[pa.Array], spill=None
+    ) -> Iterator[tuple[Any, pa.Table]]:
+        # The last stage, write: each window read back and its rows taken in order. ``spill`` is
+        # only there to keep the window files while the split is generated.
         for window, (path, order) in enumerate(zip(windows, orders, strict=True)):
             with pa.OSFile(path) as source:  # read, not memory-mapped: memory holds one window
                 rows = pa.ipc.open_file(source).read_all().combine_chunks().take(order)
@@ -1337,95 +1653,6 @@ class UltraFeedbackKTO(datasets.ArrowBasedBuilder):
         for key, table in self._generate_tables(**gen_kwargs):
             for index, row in enumerate(table.to_pylist()):
                 yield f"{key}/{index}", row
-
-
-#: What a split's rows and order are decided from, per example: its prompt and completion
-#: keys, label, place upstream (row, rank), and where it waits (window, row in the window's file).
-_KEYS = pa.schema([("prompt_key", pa.int64()), ("completion_key", pa.int64()), ("label", pa.bool_()),
-                   ("row", pa.int64()), ("rank", pa.int32()), ("window", pa.int64()), ("index", pa.int64())])  # fmt: skip
-
-
-def _windows(example_keys: pa.Array, seed: int, count: int) -> pa.Array:
-    """The window of each example, a hash of its key and the seed. A prompt's rows scatter over
-    the windows, so that even a prompt with many rows can keep them far apart."""
-
-    def uint64(value: int) -> pa.Scalar:
-        return pa.scalar(value, pa.uint64())
-
-    seed_key = int.from_bytes(hashlib.sha256(str(seed).encode()).digest()[:8], "little")
-    # Multiplying by an odd constant (wrapping) mixes the seed into the high bits, which pick the window.
-    mixed = pc.multiply(pc.bit_wise_xor(pc.cast(example_keys, pa.uint64(), safe=False), uint64(seed_key)),
-                        uint64(0x9E3779B97F4A7C15))  # fmt: skip
-    return pc.cast(pc.shift_right(pc.multiply(pc.shift_right(mixed, uint64(32)), uint64(count)), uint64(32)), pa.int64())
-
-
-class _Spill:
-    """The shuffle's files: each split's examples filed by window, one Arrow file a window, and
-    per window the keys its order is decided from. The folder is removed with the last
-    reference to this object (held by a build's split generators, or by a stream)."""
-
-    def __init__(self, parent: str | None, windows: dict[str, int]):
-        self.folder = tempfile.TemporaryDirectory(prefix="ufkto-shuffle-", dir=parent)
-        self.windows = windows  # per split, how many
-        self.files: dict[str, tuple[pa.NativeFile, pa.ipc.RecordBatchFileWriter, list[int]]] = {}  # and rows written
-        self._keys: dict[str, list[pa.Table]] = {}
-
-    def __reduce__(self):
-        # Worker processes (num_proc) get the folder's name only: they never remove it.
-        return (str, (self.folder.name,))
-
-    def path(self, split: str, window: int) -> str:
-        return os.path.join(self.folder.name, f"{split}-{window:05d}.arrow")
-
-    def file(self, examples: pa.Table, test: pa.Array, config: UltraFeedbackKTOConfig) -> None:
-        """Write each example (in ``test`` or not) to its split's window: a hash of its prompt
-        and the seed, or with ``order="upstream"`` a run of consecutive upstream rows."""
-        if not len(examples):
-            return
-        windows = {split: self.windows.get(split, 1) for split in ("train", "test")}
-        if config.order == "upstream":
-            rows = _WINDOW_EXAMPLES // UPSTREAMS[config.upstream].examples_per_row
-            window = {split: pc.min_element_wise(pc.divide(examples.column("_row"), rows), count - 1)
-                      for split, count in windows.items()}  # fmt: skip
-        else:
-            example_keys = pc.bit_wise_xor(examples.column("_prompt_key"), examples.column("_completion_key"))
-            window = {split: _windows(example_keys, config.seed, count) for split, count in windows.items()}
-        # One number per (split, window), to file every example of the batch with one take.
-        in_split = pc.if_else(test, window["test"], window["train"])
-        filed = pc.if_else(test, pc.add(in_split, windows["train"]), in_split)
-        by_window = pc.sort_indices(filed)
-        examples, filed, test, in_split = (column.take(by_window) for column in (examples, filed, test, in_split))
-        data = examples.select(_conversational_schema(config.upstream).names).combine_chunks().to_batches()[0]
-        offset, index = 0, []
-        for group in pc.value_counts(filed).to_pylist():
-            number, count = group["values"], group["counts"]
-            split, window_number = ("test", number - windows["train"]) if number >= windows["train"] else ("train", number)
-            path = self.path(split, window_number)
-            if path not in self.files:
-                sink = pa.OSFile(path, "wb")
-                self.files[path] = (sink, pa.ipc.new_file(sink, data.schema), [0])
-            sink, writer, written = self.files[path]
-            writer.write_batch(data.slice(offset, count))
-            index += range(written[0], written[0] + count)  # each example's row in its window's file
-            written[0] += count
-            offset += count
-        keys = pa.table([examples.column("_prompt_key"), examples.column("_completion_key"), examples.column("label"),
-                         examples.column("_row"), examples.column("_rank"),
-                         in_split, pa.array(index, pa.int64())],
-                        schema=_KEYS)  # fmt: skip
-        for split, mine in (("train", pc.invert(test)), ("test", test)):
-            self._keys.setdefault(split, []).append(keys.filter(mine))
-
-    def keys(self, split: str) -> pa.Table:
-        """The `_KEYS` of the examples of ``split``, window by window, each in its file's order."""
-        keys = pa.concat_tables(self._keys.get(split, []) or [_KEYS.empty_table()])
-        return keys.take(pc.sort_indices(keys, [("window", "ascending"), ("index", "ascending")]))
-
-    def close(self) -> None:
-        for sink, writer, _ in self.files.values():
-            writer.close()
-            sink.close()
-        self.files = {}
 
 
 class _TypedExamplesIterable(datasets.iterable_dataset.ExamplesIterable):
