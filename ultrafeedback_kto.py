@@ -457,22 +457,10 @@ def convert_pairs(pairs: pa.Table, config: UltraFeedbackKTOConfig) -> Converted:
 def convert_h4_pairs(pairs: pa.Table, config: UltraFeedbackKTOConfig) -> Converted:
     """`convert_pairs` of HuggingFaceH4/ultrafeedback_binarized's pairs: its scores are the
     ratings (UltraFeedback's overall score, 1 to 10); it names no source nor model."""
-    nulls = pa.nulls(len(pairs), pa.string())
-    return convert_pairs(
-        pa.table(
-            {
-                "source": nulls,
-                "prompt": pairs.column("prompt"),
-                "chosen": pairs.column("chosen"),
-                "chosen-rating": pairs.column("score_chosen"),
-                "chosen-model": nulls,
-                "rejected": pairs.column("rejected"),
-                "rejected-rating": pairs.column("score_rejected"),
-                "rejected-model": nulls,
-            }
-        ),
-        config,
-    )
+    pairs = pairs.rename_columns({"score_chosen": "chosen-rating", "score_rejected": "rejected-rating"})
+    for name in ("source", "chosen-model", "rejected-model"):
+        pairs = pairs.append_column(name, pa.nulls(len(pairs), pa.string()))
+    return convert_pairs(pairs, config)
 
 
 EMPTY_INSTRUCTION = Reason("empty or missing instruction", unit="prompt")
