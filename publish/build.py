@@ -49,7 +49,7 @@ from ultrafeedback_kto import (
     standard_from_conversational,
 )
 
-#: The generated samples shipped with the tool (package data), made by publish/sample.py.
+#: The generated samples shipped with the tool (package data), made by tools/sample.py.
 SAMPLE_DIR = Path(__file__).resolve().parent / "samples"
 #: The generated samples shipped with the tool, per upstream and upstream split (not real data).
 SAMPLES = {

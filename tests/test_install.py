@@ -16,7 +16,7 @@ import datasets
 
 from tests.conftest import PROJECT
 
-SHIPPED = ["pyproject.toml", "README.md", "ultrafeedback_kto.py", "publish"]
+SHIPPED = ["pyproject.toml", "README.md", "requirements.txt", "ultrafeedback_kto.py", "publish"]
 
 
 def test_a_wheel_install_gives_the_module_and_a_ufkto_command_with_its_samples(tmp_path):
@@ -28,6 +28,11 @@ def test_a_wheel_install_gives_the_module_and_a_ufkto_command_with_its_samples(t
     site = tmp_path / "site"
     subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
                     "--no-index", "--target", str(site), str(source)], check=True, capture_output=True)  # fmt: skip
+    # The wheel declares the dependencies of requirements.txt (pip installs none of them here).
+    metadata = next(site.glob("ufkto-*.dist-info")).joinpath("METADATA").read_text()
+    required = [line.split(": ", 1)[1] for line in metadata.splitlines() if line.startswith("Requires-Dist: ")]
+    declared = [line for line in (PROJECT / "requirements.txt").read_text().splitlines() if line and line[0] != "#"]
+    assert [name for name in required if "extra ==" not in name] == declared
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     # The installed copy, not the checkout: nothing of the project is on the path but it.
