@@ -25,7 +25,8 @@ def described() -> dict[str, str]:
     """Each option's help, as its field declares it, and its default where it has one."""
     fields = {field.name: field for field in dataclasses.fields(UltraFeedbackKTOConfig)}
     return {
-        name: fields[name].metadata["help"] + ("" if fields[name].default is None else f" (default: {fields[name].default})")
+        name: fields[name].metadata["help"]
+        + ("" if fields[name].default is None else f" (default: {fields[name].default})")
         for name in BUILDER_OPTIONS
     }
 

@@ -168,9 +168,14 @@ class LocalModelScope:
                 self._failures[operation] = (status, after)
 
     def seed(
-        self, repo_id: str, files: dict[str, bytes], message: str = "seed", delete: Iterable[str] = (),
-        visibility: int = 5, tag: str | None = None,
-    ) -> str:  # fmt: skip
+        self,
+        repo_id: str,
+        files: dict[str, bytes],
+        message: str = "seed",
+        delete: Iterable[str] = (),
+        visibility: int = 5,
+        tag: str | None = None,
+    ) -> str:
         """Commit ``files`` (parquet as LFS) and delete ``delete`` on master, creating the repo
         if needed, and tag the commit ``tag``; returns the commit id."""
         with self._lock:

@@ -17,8 +17,11 @@ GUARD = Path(__file__).with_name("guard")
 def guard(env: dict[str, str], folder: str | os.PathLike) -> dict[str, str]:
     """``env`` with the guard on its PYTHONPATH, logging to ``blocked(folder)``."""
     Path(folder).mkdir(parents=True, exist_ok=True)
-    return {**env, "UFKTO_TEST_GUARD_LOG": str(Path(folder) / "blocked-connections.log"),
-            "PYTHONPATH": os.pathsep.join(p for p in (str(GUARD), env.get("PYTHONPATH")) if p)}  # fmt: skip
+    return {
+        **env,
+        "UFKTO_TEST_GUARD_LOG": str(Path(folder) / "blocked-connections.log"),
+        "PYTHONPATH": os.pathsep.join(p for p in (str(GUARD), env.get("PYTHONPATH")) if p),
+    }
 
 
 def blocked(folder: str | os.PathLike) -> list[str]:

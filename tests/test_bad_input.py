@@ -116,8 +116,12 @@ def test_json_lines_not_in_utf8(tmp_path, pairs, first_bad):
         row["prompt"] = row["chosen"][0]["content"] = row["rejected"][0]["content"] = row["prompt"] + " café"
     path = tmp_path / "latin1.jsonl"
     # Rows from first_bad on as a Latin-1 editor saves them; those before, in ASCII (\u escapes).
-    path.write_bytes(b"".join(json.dumps(row, ensure_ascii=number < first_bad).encode("latin-1", "replace") + b"\n"
-                              for number, row in enumerate(rows)))
+    path.write_bytes(
+        b"".join(
+            json.dumps(row, ensure_ascii=number < first_bad).encode("latin-1", "replace") + b"\n"
+            for number, row in enumerate(rows)
+        )
+    )
     message = failed_build(tmp_path, path)
     assert message == f"{path} line {first_bad + 1}: not UTF-8 text, as JSON Lines must be"
 

@@ -126,8 +126,9 @@ def test_a_threshold_off_the_upstream_scale_is_refused_at_once(tmp_path, upstrea
     pq.write_table(generate_table(10, seed=1), path)
     with pytest.raises(ValueError) as refused:
         make_builder(tmp_path / "cache", path, upstream=upstream, label_rule="absolute", desirable_threshold=threshold)
-    assert str(refused.value) == (f"desirable_threshold={threshold}: expected a rating from {scale}, "
-                                  f"the scale of upstream={upstream!r}")
+    assert str(refused.value) == (
+        f"desirable_threshold={threshold}: expected a rating from {scale}, the scale of upstream={upstream!r}"
+    )
 
 
 def test_h4_takes_a_threshold_on_its_own_scale(tmp_path):
@@ -141,6 +142,9 @@ def test_a_split_with_one_label_is_refused_before_any_row_is_written(tmp_path):
     path = tmp_path / "pairs.parquet"
     pq.write_table(generate_table(200, seed=4), path)
     message = failed_build(tmp_path, path, test_size=0, label_rule="absolute", desirable_threshold=1)
-    assert re.fullmatch(r"split 'train' would hold one label only, which KTO cannot train on: \d+ desirable and "
-                        r"0 undesirable examples \(label_rule='absolute', desirable_threshold=1 on the upstream's "
-                        r"scale, 1 to 5\)", message)
+    assert re.fullmatch(
+        r"split 'train' would hold one label only, which KTO cannot train on: \d+ desirable and "
+        r"0 undesirable examples \(label_rule='absolute', desirable_threshold=1 on the upstream's "
+        r"scale, 1 to 5\)",
+        message,
+    )

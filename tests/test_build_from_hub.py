@@ -20,8 +20,14 @@ def hub():
 
 
 def publish(hub, tmp_path, *args) -> subprocess.CompletedProcess:
-    done = subprocess.run([sys.executable, "-m", "publish", *args], cwd=PROJECT, env=hub.client_env(tmp_path),
-                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-m", "publish", *args],
+        cwd=PROJECT,
+        env=hub.client_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert LocalHub.blocked_connections(tmp_path) == []
     return done
 

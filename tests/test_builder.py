@@ -164,7 +164,9 @@ def test_the_shuffle_leaves_no_files_behind(tmp_path, upstream_2k):
     assert list(scratch.iterdir()) == []
     streams = builder.as_streaming_dataset()
     assert list(scratch.iterdir()) != []  # a stream keeps its rows until it is dropped
-    assert [sum(1 for _ in rows) for rows in streams.values()] == [rows.num_rows for rows in builder.as_dataset().values()]
+    assert [sum(1 for _ in rows) for rows in streams.values()] == [
+        rows.num_rows for rows in builder.as_dataset().values()
+    ]
     del streams
     gc.collect()
     assert list(scratch.iterdir()) == []
@@ -189,21 +191,32 @@ def test_duplicates_are_kept_once_and_contradictions_left_out(tmp_path):
     rows = generate_table(300, seed=8).to_pylist()
     # The upstream repeats pair 1 exactly, and has pair 2's chosen completion again as the
     # rejected one of another pair: desirable once, undesirable once.
-    again = {**rows[2], "rejected": rows[2]["chosen"], "rejected-rating": rows[2]["chosen-rating"],
-             "chosen": rows[2]["chosen"][:-1] + [{"content": "A better answer.", "role": "assistant"}],
-             "chosen-rating": 5.0, "rejected-model": rows[2]["chosen-model"]}  # fmt: skip
+    again = {
+        **rows[2],
+        "rejected": rows[2]["chosen"],
+        "rejected-rating": rows[2]["chosen-rating"],
+        "chosen": rows[2]["chosen"][:-1] + [{"content": "A better answer.", "role": "assistant"}],
+        "chosen-rating": 5.0,
+        "rejected-model": rows[2]["chosen-model"],
+    }
     path = tmp_path / "repeats.parquet"
     pq.write_table(pa.Table.from_pylist(rows + [rows[1], again], schema=generate_table(1).schema), path)
     builder = make_builder(tmp_path / "cache", path, test_size=0)
     builder.download_and_prepare()
     built = builder.as_dataset()["train"]
-    assert max(collections.Counter(zip(built["prompt"], built["completion"], built["label"], strict=False)).values()) == 1
-    assert (rows[2]["prompt"], rows[2]["chosen"][-1]["content"]) not in set(zip(built["prompt"], built["completion"], strict=False))
+    assert (
+        max(collections.Counter(zip(built["prompt"], built["completion"], built["label"], strict=False)).values()) == 1
+    )
+    assert (rows[2]["prompt"], rows[2]["chosen"][-1]["content"]) not in set(
+        zip(built["prompt"], built["completion"], strict=False)
+    )
     assert (rows[2]["prompt"], "A better answer.") in set(zip(built["prompt"], built["completion"], strict=False))
     assert built.num_rows == 2 * 302 - 2 - 2  # the copy's two rows, and both rows of the contradiction
     report = builder.reports["train"]
     assert {reason.text: count for reason, count in report.left_out.items()} == {
-        "contradictory labels": 2, "duplicate example": 2}  # fmt: skip
+        "contradictory labels": 2,
+        "duplicate example": 2,
+    }
     assert report.places[ultrafeedback_kto.DUPLICATE] == [f"{path} row 300"]
     assert report.places[ultrafeedback_kto.CONTRADICTORY] == [f"{path} row 2", f"{path} row 301"]  # both sides
 
@@ -229,8 +242,9 @@ def test_a_split_without_rows_is_left_out_with_a_warning(tmp_path, caplog):
     for order in ("shuffled", "upstream"):
         built = build(tmp_path / order, path, test_size=0.001, order=order)
         assert list(built) == ["train"] and built["train"].num_rows == 80
-        assert list(make_builder(tmp_path / f"s-{order}", path, test_size=0.001, order=order)
-                    .as_streaming_dataset()) == ["train"]  # fmt: skip
+        assert list(
+            make_builder(tmp_path / f"s-{order}", path, test_size=0.001, order=order).as_streaming_dataset()
+        ) == ["train"]
     assert "Split 'test' has no rows" in caplog.text
 
 

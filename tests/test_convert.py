@@ -41,7 +41,9 @@ def make_pair(prompt="Name a prime.", chosen="7", rejected="8", chosen_rating=5.
 
 def convert(pair: dict, **options) -> list[dict]:
     """The examples the builder makes of one pair (conversational shape), or `Refused`."""
-    converted = convert_pairs(pa.Table.from_pylist([pair], schema=UPSTREAM_SCHEMA), UltraFeedbackKTOConfig(**options).resolved())
+    converted = convert_pairs(
+        pa.Table.from_pylist([pair], schema=UPSTREAM_SCHEMA), UltraFeedbackKTOConfig(**options).resolved()
+    )
     if converted.left_out:
         raise Refused(converted.left_out[0][1])
     return in_upstream_order(converted.examples)
@@ -140,7 +142,9 @@ def test_ties_and_missing_ratings_are_kept_by_default():
 
 
 def test_absolute_rule_labels_each_completion_by_its_own_rating():
-    both_good = convert(make_pair(chosen_rating=5.0, rejected_rating=4.5), label_rule="absolute", desirable_threshold=4.5)
+    both_good = convert(
+        make_pair(chosen_rating=5.0, rejected_rating=4.5), label_rule="absolute", desirable_threshold=4.5
+    )
     assert [e["label"] for e in both_good] == [True, True]
     both_bad = convert(make_pair(chosen_rating=3.0, rejected_rating=1.0), label_rule="absolute")
     assert [e["label"] for e in both_bad] == [False, False]
@@ -195,6 +199,8 @@ def broken_rows() -> list[dict]:
     rows[20]["rejected"][-1]["content"] = rows[20]["chosen"][-1]["content"]
     rows[21]["chosen"] = rows[21]["chosen"][:1] + [assistant("a"), user("b")] + rows[21]["chosen"][1:]
     rows[22]["chosen"][0]["content"] = None
+    rows[23]["chosen-rating"] = 99.0  # off the upstream's scale, 1 to 5
+    rows[24]["rejected-rating"] = 0.0
     return rows
 
 
@@ -208,8 +214,9 @@ def reference(rows: list[dict], config: UltraFeedbackKTOConfig) -> tuple[list[di
     return examples, left_out
 
 
-@pytest.mark.parametrize(("label_rule", "min_rating_margin"), [("pairwise", None), ("absolute", None),
-                                                               ("pairwise", 0.5), ("absolute", 1.0)])  # fmt: skip
+@pytest.mark.parametrize(
+    ("label_rule", "min_rating_margin"), [("pairwise", None), ("absolute", None), ("pairwise", 0.5), ("absolute", 1.0)]
+)
 def test_conversion_equals_the_pair_by_pair_reference(label_rule, min_rating_margin):
     rows = broken_rows()
     config = UltraFeedbackKTOConfig(label_rule=label_rule, min_rating_margin=min_rating_margin).resolved()
@@ -220,5 +227,13 @@ def test_conversion_equals_the_pair_by_pair_reference(label_rule, min_rating_mar
         assert in_upstream_order(converted.examples) == expected_examples
         assert converted.left_out == expected_left_out
     assert {reason for _, reason in reference(rows, config)[1]} >= {
-        kto.EMPTY_PROMPT, kto.EMPTY_COMPLETION, kto.NO_FINAL_ASSISTANT, kto.TURNS_DIFFER, kto.PROMPT_MISMATCH,
-        kto.REJECTED_ABOVE_CHOSEN, kto.MALFORMED_MESSAGE, kto.SAME_COMPLETION}  # fmt: skip
+        kto.EMPTY_PROMPT,
+        kto.EMPTY_COMPLETION,
+        kto.NO_FINAL_ASSISTANT,
+        kto.TURNS_DIFFER,
+        kto.PROMPT_MISMATCH,
+        kto.REJECTED_ABOVE_CHOSEN,
+        kto.MALFORMED_MESSAGE,
+        kto.SAME_COMPLETION,
+        kto.Reason("rating outside the upstream's scale (1 to 5)"),
+    }

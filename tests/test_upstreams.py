@@ -40,8 +40,11 @@ def rated(rows, exclude=("truthful_qa",)):
         for completion in row["completions"] or []:
             if completion is None or not (completion["response"] or "").strip():
                 continue
-            numbers = [float(completion["annotations"][a]["Rating"]) for a in ASPECTS
-                       if completion["annotations"][a]["Rating"].isdigit()]  # fmt: skip
+            numbers = [
+                float(completion["annotations"][a]["Rating"])
+                for a in ASPECTS
+                if completion["annotations"][a]["Rating"].isdigit()
+            ]
             if numbers:
                 out.append((number, completion, sum(numbers) / len(numbers)))
     return out
@@ -58,14 +61,23 @@ def without_repeats(examples):
 
 
 def built_examples(dataset):
-    return collections.Counter(zip(dataset["prompt"], dataset["completion"], dataset["label"], dataset["model"],
-                                   dataset["average_rating"], strict=True))  # fmt: skip
+    return collections.Counter(
+        zip(
+            dataset["prompt"],
+            dataset["completion"],
+            dataset["label"],
+            dataset["model"],
+            dataset["average_rating"],
+            strict=True,
+        )
+    )
 
 
 def test_openbmb_gives_one_example_per_rated_completion_with_absolute_labels(tmp_path, openbmb):
     rows = generate_openbmb_table(1_500, seed=3).to_pylist()
-    expected = without_repeats([(rows[r]["instruction"], c["response"], mean >= 4.0, c["model"], mean)
-                                for r, c, mean in rated(rows)])  # fmt: skip
+    expected = without_repeats(
+        [(rows[r]["instruction"], c["response"], mean >= 4.0, c["model"], mean) for r, c, mean in rated(rows)]
+    )
     built = build(tmp_path, openbmb, upstream="openbmb")
     assert built_examples(built["train"]) + built_examples(built["test"]) == expected
     assert {row["source"] for split in built.values() for row in split.select_columns(["source"])} >= {"sharegpt"}
@@ -94,8 +106,12 @@ def test_openbmb_best_vs_rest_makes_each_prompts_best_desirable_and_leaves_ties_
     builder.download_and_prepare()
     built = builder.as_dataset()
     assert built_examples(built["train"]) + built_examples(built["test"]) == without_repeats(expected)
-    counted = sum(report.left_out[reason] for report in builder.reports.values() for reason in report.left_out
-                  if reason.text.startswith("all completions tie"))  # fmt: skip
+    counted = sum(
+        report.left_out[reason]
+        for report in builder.reports.values()
+        for reason in report.left_out
+        if reason.text.startswith("all completions tie")
+    )
     assert ties > 0 and counted == ties
 
 
@@ -123,8 +139,12 @@ def test_openbmb_counts_what_it_leaves_out(tmp_path, openbmb):
     assert left_out["source in exclude_sources"] == sum(row["source"] == "truthful_qa" for row in rows) > 0
     assert left_out["no completions"] == sum(not row["completions"] for row in kept) > 0
     assert left_out["empty response"] == sum(not c["response"].strip() for row in kept for c in row["completions"]) > 0
-    no_rating = sum(all(not c["annotations"][a]["Rating"].isdigit() for a in ASPECTS)
-                    for row in kept for c in row["completions"] if c["response"].strip())  # fmt: skip
+    no_rating = sum(
+        all(not c["annotations"][a]["Rating"].isdigit() for a in ASPECTS)
+        for row in kept
+        for c in row["completions"]
+        if c["response"].strip()
+    )
     assert left_out["no numeric rating"] == no_rating > 0
     assert sum(report.read for report in builder.reports.values()) == 1_500
 
@@ -152,8 +172,10 @@ def test_openbmb_streams_and_builds_in_parallel_to_the_same_rows(tmp_path, openb
 
 def test_openbmb_json_lines_give_the_parquet_rows(tmp_path, openbmb):
     jsonl = write_openbmb(tmp_path / "ultrafeedback.jsonl", 1_500, seed=3)
-    assert build(tmp_path / "j", jsonl, upstream="openbmb")["train"].to_list() == \
-        build(tmp_path / "p", openbmb, upstream="openbmb")["train"].to_list()  # fmt: skip
+    assert (
+        build(tmp_path / "j", jsonl, upstream="openbmb")["train"].to_list()
+        == build(tmp_path / "p", openbmb, upstream="openbmb")["train"].to_list()
+    )
 
 
 @pytest.mark.parametrize(
@@ -186,7 +208,8 @@ def test_h4_splits_are_its_own_and_a_test_prompt_leaves_train(tmp_path, h4):
     assert set(built["test"]["prompt"]) == test_prompts and not set(built["train"]["prompt"]) & test_prompts
     report = builder.reports["train"]
     assert {reason.text: count for reason, count in report.left_out.items()} == {
-        "prompt in the upstream test split": 2 * len(shared)}  # fmt: skip
+        "prompt in the upstream test split": 2 * len(shared)
+    }
 
 
 def test_h4_ratings_are_its_scores_and_thresholds_are_on_its_scale(tmp_path, h4):
@@ -221,7 +244,10 @@ def test_h4_data_files_are_keyed_by_its_split_names(tmp_path, h4):
     error = refused.value
     while not isinstance(error, UpstreamError) and error.__cause__ is not None:
         error = error.__cause__
-    assert str(error) == "data_files for upstream='h4-binarized' are keyed by its splits (train_prefs, test_prefs), not train"
+    assert (
+        str(error)
+        == "data_files for upstream='h4-binarized' are keyed by its splits (train_prefs, test_prefs), not train"
+    )
 
 
 def test_h4_streams_to_the_same_rows(tmp_path, h4):

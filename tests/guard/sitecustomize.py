@@ -1,5 +1,6 @@
 """Network guard: only loopback connections in this process (put first on a test client's PYTHONPATH
 by `tests/network_guard.py`, so Python runs it at start-up)."""
+
 import os
 import socket
 
