@@ -1223,8 +1223,8 @@ class Arrangement:
     def _next(self, pool: list[int], waiting: list, prompt_keys: Sequence, position: int) -> int | None:
         """The first waiting row that may come at ``position``, else the next row of the pool that
         may (those that may not wait), or None."""
-        while waiting and waiting[0][0] <= position or pool:
-            row = heapq.heappop(waiting)[1] if waiting and waiting[0][0] <= position else pool.pop()
+        while (due := waiting and waiting[0][0] <= position) or pool:
+            row = heapq.heappop(waiting)[1] if due else pool.pop()
             at = self.placed.get(prompt_keys[row])
             may_come_at = at[-1] + self.distance if at else position
             if may_come_at <= position:
