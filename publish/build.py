@@ -16,7 +16,6 @@ import contextlib
 import dataclasses
 import errno
 import functools
-import json
 import os
 import re
 import shlex
@@ -32,7 +31,7 @@ import pyarrow as pa
 from datasets.utils.py_utils import convert_file_size_to_int
 
 import publish
-from publish.card import DATASET_INFO, CardInputs, Provenance, dataset_info, render_card
+from publish.card import CardInputs, Provenance, rendered_files, write_record
 from publish.errors import PublishError
 from publish.options import given_options
 from publish.plan import MARKER, OWN_FILES, PRIVATE_FILES
@@ -160,7 +159,8 @@ def say(message: str) -> None:
 
 
 def build_folder(args: BuildArguments) -> dict:
-    """Build the folder; return its manifest (also written to ``MARKER`` inside it)."""
+    """Build the folder; return its record (``MARKER`` inside it: what the card is made from,
+    `publish.card.write_record`)."""
     started = time.monotonic()
     out = args.out.resolve()
     _check_replaceable(out)
@@ -181,17 +181,9 @@ def build_folder(args: BuildArguments) -> dict:
         )
         # No dataset_infos.json: the card's YAML says the same, and the file written by
         # datasets 4.5+ (SplitInfo.original_shard_lengths) breaks load_dataset on older releases.
-        (partial / "README.md").write_text(render_card(inputs), encoding="utf-8")
-        if "default" in infos:  # LLaMA-Factory reads that config only
-            (partial / DATASET_INFO).write_text(dataset_info(inputs.repo_id), encoding="utf-8")
-        manifest = {
-            "tool": "ufkto",
-            "version": publish.__version__,
-            "configs": list(infos),
-            "repo_id": inputs.repo_id,
-            "provenance": dataclasses.asdict(provenance),
-        }
-        (partial / MARKER).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+        for name, text in rendered_files(inputs).items():
+            (partial / name).write_text(text, encoding="utf-8")
+        record = write_record(partial, inputs)
         _check_replaceable(out)  # again: a file put there during the build is no build's either
         _swap_in(partial, out)
     except BaseException as error:
@@ -200,7 +192,7 @@ def build_folder(args: BuildArguments) -> dict:
             raise _write_failure(error, out.parent, f"in {out.parent}") from None
         raise
     _summarize(out, stats, time.monotonic() - started)
-    return manifest
+    return record
 
 
 def _check_replaceable(out: Path) -> None:

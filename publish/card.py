@@ -5,22 +5,30 @@ The YAML header is made the way ``Dataset.push_to_hub`` makes it (``huggingface_
 and ``load_dataset`` read it as they read their own. The body is text with the numbers
 of the build filled in; nothing in it varies between two builds of the same input and
 options, so a rebuild changes the card only when the data changes.
+
+What the card is made from (`CardInputs`) is the build's record (``MARKER`` in the folder):
+`write_record` writes it as JSON and `read_record` reads it back, so that ``verify`` and
+``push`` work from the build's data, and render the same card from it (`rendered_files`),
+never from the card's text.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import re
+from pathlib import Path
 
 import datasets
 from datasets.info import DatasetInfosDict
 from datasets.utils.metadata import MetadataConfigs
 from huggingface_hub import DatasetCard, DatasetCardData
 
+import publish
+from publish.errors import PublishError
 from publish.options import BUILDER_OPTIONS
+from publish.plan import MARKER
 from publish.stats import ASPECTS, LabelCounts, SplitStats, kto_weights, size_category
-from ultrafeedback_kto import CITATION, UPSTREAMS, UltraFeedbackKTOConfig
+from ultrafeedback_kto import CITATION, UPSTREAMS, UltraFeedbackKTOConfig, one_line
 
 KTO_ARXIV = "2402.01306"
 TOP_MODELS = 20
@@ -42,12 +50,77 @@ class Provenance:
 
 @dataclasses.dataclass
 class CardInputs:
+    """Everything the card (and ``dataset_info.json``) is made from: the build's record."""
+
     infos: dict[str, datasets.DatasetInfo]  # config name -> info with splits and sizes
     data_dirs: dict[str, str]  # config name -> folder of its shards
     stats: list[SplitStats]  # per split, in split order
     provenance: Provenance
     repo_id: str  # what the card's code snippets load: the Hub repo id, or the folder name
     config: UltraFeedbackKTOConfig  # every option as the builder applied it
+
+    def to_record(self) -> dict:
+        """These inputs as JSON data, which `from_record` reads back into inputs that render the
+        same card. Each config's info is kept as the card's YAML holds it; the options are the
+        builder's, as applied, but ``shuffle_dir``: where rows waited is no part of the data (as
+        ``--out`` is not), and a folder gone since would make the config refuse itself."""
+        applied = {name: getattr(self.config, name) for name in BUILDER_OPTIONS}
+        return {
+            "repo_id": self.repo_id,
+            "provenance": dataclasses.asdict(self.provenance),
+            "options": {**applied, "shuffle_dir": None},
+            "data_dirs": self.data_dirs,
+            "infos": {name: info._to_yaml_dict() for name, info in self.infos.items()},
+            "stats": [split.to_record() for split in self.stats],
+        }
+
+    @classmethod
+    def from_record(cls, record: dict) -> CardInputs:
+        """The inputs `to_record` wrote (JSON gives lists where the options had tuples)."""
+        recorded = record["options"]
+        options = {name: tuple(value) if isinstance(value, list) else value for name, value in recorded.items()}
+        return cls(
+            infos={name: datasets.DatasetInfo._from_yaml_dict(info) for name, info in record["infos"].items()},
+            data_dirs=record["data_dirs"],
+            stats=[SplitStats.from_record(split) for split in record["stats"]],
+            provenance=Provenance(**record["provenance"]),
+            repo_id=record["repo_id"],
+            config=UltraFeedbackKTOConfig(**options),
+        )
+
+
+def write_record(folder: Path, inputs: CardInputs) -> dict:
+    """Write the build's record of ``inputs`` into ``folder`` (``MARKER``); return it."""
+    record = {"tool": "ufkto", "version": publish.__version__, "configs": list(inputs.infos), **inputs.to_record()}
+    (folder / MARKER).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    return record
+
+
+def read_record(folder: Path) -> CardInputs:
+    """The card's inputs as the build of ``folder`` recorded them; a missing or unreadable
+    record is a `PublishError` of one line."""
+    path = folder / MARKER
+    if not path.is_file():
+        what = "the build's record, which verify checks the folder against: give a folder `ufkto build` wrote"
+        raise PublishError(f"{path}: missing ({what})")
+    try:
+        return CardInputs.from_record(json.loads(path.read_text(encoding="utf-8")))
+    except KeyError as error:  # a record of an earlier version, or cut short
+        reason = f"no {error.args[0]!r}"
+    except (OSError, ValueError, TypeError, AttributeError) as error:
+        reason = one_line(error)
+    raise PublishError(f"{path}: unreadable ({reason}); rebuild the folder")
+
+
+def rendered_files(inputs: CardInputs) -> dict[str, str]:
+    """The folder's text files, made from ``inputs``: the card and, with the ``default`` config
+    (the one LLaMA-Factory reads), ``dataset_info.json``. ``build`` writes them; ``push`` to
+    another repo id makes them again from the record with that id; ``verify`` compares them
+    with the folder's."""
+    files = {"README.md": render_card(inputs)}
+    if "default" in inputs.infos:
+        files[DATASET_INFO] = dataset_info(inputs.repo_id)
+    return files
 
 
 def card_data(inputs: CardInputs) -> DatasetCardData:
@@ -62,22 +135,26 @@ def card_data(inputs: CardInputs) -> DatasetCardData:
         size_categories=[size_category(rows)],
         source_datasets=[UPSTREAMS[inputs.config.upstream].repo],
     )
-    MetadataConfigs(
-        {
-            name: {
-                "data_files": [{"split": split, "path": f"{inputs.data_dirs[name]}/{split}-*"} for split in info.splits],
-                **({"default": True} if name == "default" else {}),
-            }
-            for name, info in inputs.infos.items()
-        }
-    ).to_dataset_card_data(data)
+    configs = {}
+    for name, info in inputs.infos.items():
+        shards = [{"split": split, "path": f"{inputs.data_dirs[name]}/{split}-*"} for split in info.splits]
+        configs[name] = {"data_files": shards, **({"default": True} if name == "default" else {})}
+    MetadataConfigs(configs).to_dataset_card_data(data)
     DatasetInfosDict(inputs.infos).to_dataset_card_data(data)
     return data
 
 
 def render_card(inputs: CardInputs) -> str:
-    body = "\n".join([_summary(inputs), _schema(inputs), _statistics(inputs.stats), _loading(inputs),
-                      _training(inputs), _reproduce(inputs), _citations()])  # fmt: skip
+    sections = [
+        _summary(inputs),
+        _schema(inputs),
+        _statistics(inputs.stats),
+        _loading(inputs),
+        _training(inputs),
+        _reproduce(inputs),
+        _citations(),
+    ]
+    body = "\n".join(sections)
     return str(DatasetCard(f"---\n{card_data(inputs).to_yaml()}\n---\n\n{body}"))
 
 
@@ -95,121 +172,171 @@ def _link(repo: str) -> str:
     return f"[`{repo}`](https://huggingface.co/datasets/{repo})"
 
 
+#: What the label rule makes of the upstream's ratings, in the card's words.
+_LABELS = {
+    "pairwise": (
+        "each pair gives its chosen completion as a desirable example (`label=True`) and its rejected completion "
+        "as an undesirable one (`label=False`)"
+    ),
+    "absolute": (
+        "each completion is desirable (`label=True`) when its own rating ({scale}) is at least {threshold}, "
+        "whatever it was compared with"
+    ),
+    "best-vs-rest": (
+        "the completions with the best rating of their prompt are desirable (`label=True`), the others "
+        "undesirable; a prompt whose completions all tie is left out"
+    ),
+}
+#: What the dataset is, per upstream ({repo} and {labels} filled in).
+_WHAT = {
+    "argilla-cleaned": "UltraFeedback preference pairs, from {repo}, unpaired for KTO: {labels}.",
+    "h4-binarized": (
+        "UltraFeedback preference pairs as binarized for Zephyr, from {repo}, unpaired for KTO: {labels}. `train` "
+        "comes from its `train_prefs` and `test` from its `test_prefs`, the split published results are measured on."
+    ),
+    "openbmb": (
+        "UltraFeedback, from {repo}, with every rated completion of its prompts as an example: {labels}. A "
+        "completion's rating is the mean of its numeric aspect ratings (helpfulness, honesty, instruction "
+        "following, truthfulness); its `annotations` are kept."
+    ),
+}
+_LAST_TURN = "the prompt is the conversation before the final assistant turn, the completion that final turn"
+_MALFORMED_PAIRS = (
+    "malformed pairs are left out and counted below (empty texts, conversations not ending with an assistant turn, "
+    "chosen and rejected differing before the last turn or identical, a prompt differing from the first user turn, "
+    "rejected rated above chosen)"
+)
+_HASH_SPLIT = (
+    "the split is decided by a stable hash of the prompt, so every row of a prompt is in the same split, and a "
+    "refreshed upstream never moves a prompt across splits"
+)
+#: How the rows are made from each upstream's, as the card's first list begins.
+_MADE = {
+    "argilla-cleaned": [_LAST_TURN, _MALFORMED_PAIRS, _HASH_SPLIT],
+    "h4-binarized": [
+        _LAST_TURN,
+        _MALFORMED_PAIRS,
+        "a prompt of `test_prefs` that also appears in `train_prefs` is left out of `train`, so that no prompt is "
+        "in both splits",
+    ],
+    "openbmb": [
+        "the prompt is the `instruction`, the completion a completion's `response`",
+        "completions with an empty response or no numeric rating, and rows with no completions, are left out and "
+        "counted below",
+        _HASH_SPLIT,
+    ],
+}
+_REPEATS = (
+    "each split holds one row per (prompt, completion, label): exact duplicates are kept once, and a completion "
+    "found for the same prompt with both labels, which would cancel out in KTO, is left out altogether; both are "
+    "counted below"
+)
+_SEED_DIFFERENCE = (
+    "\n**How it differs from {seed}**, the dataset this reproduces (230,720 rows, every rated completion of "
+    "UltraFeedback with its annotations, built into LLaMA-Factory and ms-swift): its label rule and filters were "
+    "never published, so its rows cannot be remade exactly. Here they are stated above, the rows are ordered for "
+    "KTO, repeats and contradictions are removed, and the split follows the prompt.\n"
+)
+
+
 def _summary(inputs: CardInputs) -> str:
     config, total = inputs.config, sum(s.rows for s in inputs.stats)
-    repo = UPSTREAMS[config.upstream].repo
-    if config.label_rule == "pairwise":
-        labels = ("each pair gives its chosen completion as a desirable example (`label=True`) and its rejected "
-                  "completion as an undesirable one (`label=False`)")  # fmt: skip
-    elif config.label_rule == "absolute":
-        scale = "{:g} to {:g}".format(*UPSTREAMS[config.upstream].ratings)
-        labels = (f"each completion is desirable (`label=True`) when its own rating ({scale}) is at least "
-                  f"{config.desirable_threshold}, whatever it was compared with")  # fmt: skip
-    else:
-        labels = ("the completions with the best rating of their prompt are desirable (`label=True`), the others "
-                  "undesirable; a prompt whose completions all tie is left out")  # fmt: skip
-    what = {
-        "argilla-cleaned": "UltraFeedback preference pairs, from {repo}, unpaired for KTO: {labels}.",
-        "h4-binarized": "UltraFeedback preference pairs as binarized for Zephyr, from {repo}, unpaired for KTO: "
-                        "{labels}. `train` comes from its `train_prefs` and `test` from its `test_prefs`, the "
-                        "split published results are measured on.",
-        "openbmb": "UltraFeedback, from {repo}, with every rated completion of its prompts as an example: {labels}. "
-                   "A completion's rating is the mean of its numeric aspect ratings (helpfulness, honesty, "
-                   "instruction following, truthfulness); its `annotations` are kept.",
-    }[config.upstream].format(repo=_link(repo), labels=labels)
-    made = {
-        "argilla-cleaned": ["the prompt is the conversation before the final assistant turn, the completion that final turn",
-                            _MALFORMED_PAIRS, _HASH_SPLIT],
-        "h4-binarized": ["the prompt is the conversation before the final assistant turn, the completion that final turn",
-                         _MALFORMED_PAIRS, "a prompt of `test_prefs` that also appears in `train_prefs` is left out "
-                         "of `train`, so that no prompt is in both splits"],
-        "openbmb": ["the prompt is the `instruction`, the completion a completion's `response`",
-                    "completions with an empty response or no numeric rating, and rows with no completions, are left "
-                    "out and counted below", _HASH_SPLIT],
-    }[config.upstream]  # fmt: skip
+    upstream = UPSTREAMS[config.upstream]
+    scale = "{:g} to {:g}".format(*upstream.ratings)
+    labels = _LABELS[config.label_rule].format(scale=scale, threshold=config.desirable_threshold)
+    what = _WHAT[config.upstream].format(repo=_link(upstream.repo), labels=labels)
+    made = list(_MADE[config.upstream])
     if config.exclude_sources:
-        made.append(f"rows of the sources {', '.join(f'`{s}`' for s in config.exclude_sources)} are left out "
-                    "(`truthful_qa` is an evaluation set, which Argilla's cleaning removed too)")  # fmt: skip
-    made += [
-        "each split holds one row per (prompt, completion, label): exact duplicates are kept once, and a completion "
-        "found for the same prompt with both labels, which would cancel out in KTO, is left out altogether; both are "
-        "counted below",
-        f"rows are shuffled, then arranged so that two rows of one prompt are at least "
-        f"{_n(config.min_prompt_distance)} rows apart where the split is large enough (no batch of up to "
-        f"{_n(config.min_prompt_distance)} rows, wherever it starts, holds one prompt twice) and every 8 consecutive "
-        "rows hold both labels ([why](#keep-the-row-order))",
-    ]
-    seed = ""
-    if config.upstream == "openbmb":
-        seed = (f"\n**How it differs from {_link(SEED_DATASET)}**, the dataset this reproduces (230,720 rows, every "
-                "rated completion of UltraFeedback with its annotations, built into LLaMA-Factory and ms-swift): its "
-                "label rule and filters were never published, so its rows cannot be remade exactly. Here they are "
-                "stated above, the rows are ordered for KTO, repeats and contradictions are removed, and the split "
-                "follows the prompt.\n")  # fmt: skip
-    return (f"# UltraFeedback KTO\n\n{what} KTO ([arXiv:{KTO_ARXIV}](https://arxiv.org/abs/{KTO_ARXIV})) learns "
-            f"from such single examples `(prompt, completion, label)` instead of pairs ({_n(total)} rows in all).\n\n"
-            "How it is made, by [ufkto](#reproduce), from the upstream rows:\n"
-            + "".join(f"- {line};\n" for line in made[:-1]) + f"- {made[-1]}.\n" + seed)  # fmt: skip
+        sources = ", ".join(f"`{source}`" for source in config.exclude_sources)
+        excluded = "(`truthful_qa` is an evaluation set, which Argilla's cleaning removed too)"
+        made.append(f"rows of the sources {sources} are left out {excluded}")
+    distance = _n(config.min_prompt_distance)
+    order = (
+        f"rows are shuffled, then arranged so that two rows of one prompt are at least {distance} rows apart where "
+        f"the split is large enough (no batch of up to {distance} rows, wherever it starts, holds one prompt twice) "
+        "and every 8 consecutive rows hold both labels ([why](#keep-the-row-order))"
+    )
+    made += [_REPEATS, order]
+    steps = "".join(f"- {line};\n" for line in made[:-1]) + f"- {made[-1]}.\n"
+    seed = _SEED_DIFFERENCE.format(seed=_link(SEED_DATASET)) if config.upstream == "openbmb" else ""
+    kto = f"KTO ([arXiv:{KTO_ARXIV}](https://arxiv.org/abs/{KTO_ARXIV}))"
+    single = (
+        f"learns from such single examples `(prompt, completion, label)` instead of pairs ({_n(total)} rows in all)"
+    )
+    return (
+        f"# UltraFeedback KTO\n\n{what} {kto} {single}.\n\n"
+        f"How it is made, by [ufkto](#reproduce), from the upstream rows:\n{steps}{seed}"
+    )
 
 
-_MALFORMED_PAIRS = ("malformed pairs are left out and counted below (empty texts, conversations not ending with an "
-                    "assistant turn, chosen and rejected differing before the last turn or identical, a prompt "
-                    "differing from the first user turn, rejected rated above chosen)")  # fmt: skip
-_HASH_SPLIT = ("the split is decided by a stable hash of the prompt, so every row of a prompt is in the same split, "
-               "and a refreshed upstream never moves a prompt across splits")  # fmt: skip
+#: What ``average_rating`` holds, per upstream.
+_RATING = {
+    "argilla-cleaned": "the completion's upstream rating, the mean of its four aspect ratings, 1 to 5",
+    "h4-binarized": "the completion's score in the upstream (UltraFeedback's overall score), 1 to 10",
+    "openbmb": "the mean of the completion's numeric aspect ratings, 1 to 5",
+}
+_PROMPT_MEANING = (
+    "the turns before the final assistant turn; in `default` a single user turn is its text, several turns are "
+    "joined as `role: content` blocks separated by a blank line"
+)
 
 
 def _schema(inputs: CardInputs) -> str:
     config = inputs.config
-    rating = {"argilla-cleaned": "the completion's upstream rating, the mean of its four aspect ratings, 1 to 5",
-              "h4-binarized": "the completion's score in the upstream (UltraFeedback's overall score), 1 to 10",
-              "openbmb": "the mean of the completion's numeric aspect ratings, 1 to 5"}[config.upstream]  # fmt: skip
     rows = [
-        ["`prompt`", "string", "list of `{content, role}`",
-         "the turns before the final assistant turn; in `default` a single user turn is its text, several turns are "
-         "joined as `role: content` blocks separated by a blank line"],
+        ["`prompt`", "string", "list of `{content, role}`", _PROMPT_MEANING],
         ["`completion`", "string", "list of one `{content, role}`", "the final assistant turn"],
         ["`label`", "bool", "bool", "`True`: a desirable completion"],
         ["`prompt_id`", "string", "string", "sha256 (hex) of the prompt text"],
         ["`source`", "string", "string", "the upstream `source` (the UltraFeedback subset; null where it has none)"],
         ["`model`", "string", "string", "the model that wrote the completion (null where the upstream has none)"],
-        ["`average_rating`", "float64", "float64", f"{rating} (null when missing)"],
-    ]  # fmt: skip
+        ["`average_rating`", "float64", "float64", f"{_RATING[config.upstream]} (null when missing)"],
+    ]
     if config.upstream == "openbmb":
-        rows.append(["`annotations`", "struct", "struct", "the completion's ratings and rationales per aspect, "
-                     f"as {_link(SEED_DATASET)} declares them"])  # fmt: skip
+        annotations = f"the completion's ratings and rationales per aspect, as {_link(SEED_DATASET)} declares them"
+        rows.append(["`annotations`", "struct", "struct", annotations])
     configs = ", ".join(f"`{name}` (in `{folder}/`)" for name, folder in inputs.data_dirs.items())
-    return (f"## Configs and schema\n\nConfigs: {configs}. They hold the same rows in the same order; only the "
-            "shape of `prompt` and `completion` differs, matching TRL's two formats.\n\n"
-            + _table(["column", "`default`", "`conversational`", "meaning"], rows) + "\n")  # fmt: skip
+    same_rows = (
+        "They hold the same rows in the same order; only the shape of `prompt` and `completion` differs, matching "
+        "TRL's two formats."
+    )
+    table = _table(["column", "`default`", "`conversational`", "meaning"], rows)
+    return f"## Configs and schema\n\nConfigs: {configs}. {same_rows}\n\n{table}\n"
 
 
 def _counts_table(title: str, groups: list[LabelCounts]) -> str:
-    return _table([title, "rows", "desirable", "undesirable"],
-                  [[group.name, _n(group.rows), _n(group.desirable), _n(group.undesirable)] for group in groups])  # fmt: skip
+    rows = [[group.name, _n(group.rows), _n(group.desirable), _n(group.undesirable)] for group in groups]
+    return _table([title, "rows", "desirable", "undesirable"], rows)
+
+
+def _split_row(s: SplitStats) -> list[str]:
+    """A split's row of the statistics table."""
+    read = "" if s.pairs_read is None else _n(s.pairs_read)
+    left_out = "; ".join(f"{_n(count)} {unit}s" for unit, count in _by_unit(s).items()) or "nothing"
+    return [s.name, _n(s.rows), _n(s.desirable), _n(s.undesirable), read, left_out]
+
+
+#: How the card names each kind of reason (``ultrafeedback_kto.Reason.kind``).
+_KINDS = {"malformed": "malformed", "option": "by option", "rule": "by rule"}
 
 
 def _statistics(stats: list[SplitStats]) -> str:
-    parts = ["## Statistics\n", _table(
-        ["split", "rows", "desirable", "undesirable", "upstream rows read", "left out"],
-        [[s.name, _n(s.rows), _n(s.desirable), _n(s.undesirable), "" if s.pairs_read is None else _n(s.pairs_read),
-          "; ".join(f"{_n(count)} {unit}s" for unit, count in _by_unit(s).items()) or "nothing"] for s in stats],
-    )]  # fmt: skip
+    header = ["split", "rows", "desirable", "undesirable", "upstream rows read", "left out"]
+    parts = ["## Statistics\n", _table(header, [_split_row(s) for s in stats])]
     for s in stats:
         parts.append(f"\n### Split `{s.name}`\n")
         parts.append(_counts_table("source", s.by_source))
         models, rest = s.by_model[:TOP_MODELS], s.by_model[TOP_MODELS:]
         if rest:
-            models.append(LabelCounts(f"{len(rest)} other models", sum(g.desirable for g in rest),
-                                      sum(g.undesirable for g in rest)))  # fmt: skip
+            desirable, undesirable = sum(g.desirable for g in rest), sum(g.undesirable for g in rest)
+            models.append(LabelCounts(f"{len(rest)} other models", desirable, undesirable))
         parts.append("\n" + _counts_table("model", models))
         parts.append("\n" + _counts_table("average_rating", s.by_rating))
         for aspect in ASPECTS if s.by_aspect else ():
             parts.append("\n" + _counts_table(f"{aspect} rating", s.by_aspect[aspect]))
-        kinds = {"malformed": "malformed", "option": "by option", "rule": "by rule"}
-        left_out = [[item.reason, _n(item.count), f"{item.unit}s", kinds[item.kind]] for item in s.left_out]
-        parts.append("\nLeft out: " + ("nothing." if not left_out else
-                                      "\n\n" + _table(["reason", "count", "of", "kind"], left_out)))  # fmt: skip
+        left_out = [[item.reason, _n(item.count), f"{item.unit}s", _KINDS[item.kind]] for item in s.left_out]
+        reasons = "\n\n" + _table(["reason", "count", "of", "kind"], left_out) if left_out else "nothing."
+        parts.append("\nLeft out: " + reasons)
     return "\n".join(parts) + "\n"
 
 
@@ -218,16 +345,6 @@ def _by_unit(stats: SplitStats) -> dict[str, int]:
     for item in stats.left_out:
         totals[item.unit] = totals.get(item.unit, 0) + item.count
     return totals
-
-
-def left_out_in(card: str) -> dict[str, list[str]]:
-    """What a card says each split left out, as ``"reason: count unit"`` (for `verify`)."""
-    found = {}
-    for section in re.finditer(r"^### Split `([^`]+)`\n(.*?)(?=^#|\Z)", card, flags=re.M | re.S):
-        table = re.search(r"Left out: \n\n((?:\|.*\n?)+)", section[2])
-        rows = [line.strip("| ").split(" | ") for line in table[1].splitlines()[2:]] if table else []
-        found[section[1]] = [f"{reason}: {count} {unit}" for reason, count, unit, _ in rows]
-    return found
 
 
 def _loading(inputs: CardInputs) -> str:
@@ -337,19 +454,9 @@ DATASET_INFO = "dataset_info.json"
 def dataset_info(repo_id: str) -> str:
     """LLaMA-Factory's ``dataset_info.json`` for the repo: the ``default`` config's train split as
     a KTO dataset (text ``prompt`` and ``completion``, bool ``label``), on both hubs."""
-    entry = {"hf_hub_url": repo_id, "ms_hub_url": repo_id, "subset": "default", "split": "train",
-             "columns": {"prompt": "prompt", "response": "completion", "kto_tag": "label"}}  # fmt: skip
+    columns = {"prompt": "prompt", "response": "completion", "kto_tag": "label"}
+    entry = {"hf_hub_url": repo_id, "ms_hub_url": repo_id, "subset": "default", "split": "train", "columns": columns}
     return json.dumps({DATASET_INFO_ENTRY: entry}, indent=2) + "\n"
-
-
-def for_repo(name: str, text: str, built_for: str, repo_id: str) -> str:
-    """The text of a card or ``dataset_info.json`` built for ``built_for``, as published to
-    ``repo_id``: its snippets and hub urls name the repo, in the places this module puts it."""
-    if name == DATASET_INFO:
-        return dataset_info(repo_id)
-    for pattern in ('load_dataset("{}"', "REMOTE:{}", "hf::{}"):
-        text = text.replace(pattern.format(built_for), pattern.format(repo_id))
-    return text
 
 
 def _reproduce(inputs: CardInputs) -> str:
@@ -363,8 +470,8 @@ def _reproduce(inputs: CardInputs) -> str:
         source = f"local files of `{repo}`: " + ", ".join(f"`{name}`" for name in provenance.source_files)
     # What decides the rows: every option as applied but the format (the config's), where
     # files wait (shuffle_dir) and the upstream revision (the commit named above).
-    options = {name: getattr(config, name) for name in BUILDER_OPTIONS
-               if name not in ("format", "shuffle_dir", "upstream_revision")}  # fmt: skip
+    deciding = [name for name in BUILDER_OPTIONS if name not in ("format", "shuffle_dir", "upstream_revision")]
+    options = {name: getattr(config, name) for name in deciding}
     options = {name: list(value) if isinstance(value, tuple) else value for name, value in options.items()}
     return f"""## Reproduce
 

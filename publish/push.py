@@ -9,14 +9,13 @@ What differs, how to talk to each hub, lives in `publish.push_hub` and
 
 from __future__ import annotations
 
-import json
+import dataclasses
 import tempfile
 from pathlib import Path
 from typing import Protocol
 
 from publish.errors import PublishError
-from publish.plan import MARKER, LocalFile, Plan, PushArguments, Remote, list_files, plan_push, validate_repo_id
-from ultrafeedback_kto import one_line
+from publish.plan import LocalFile, Plan, PushArguments, Remote, list_files, plan_push, validate_repo_id
 
 
 class Repo(Protocol):
@@ -60,24 +59,21 @@ def push_folder(args: PushArguments) -> None:
 
 
 def _for_repo(folder: Path, files: list[LocalFile], repo_id: str, scratch: Path) -> list[LocalFile]:
-    """The folder's files as published to ``repo_id``: a folder built for another id has its
-    card's snippets and LLaMA-Factory's ``dataset_info.json`` name this repo instead."""
-    marker = folder / MARKER
-    try:
-        built = json.loads(marker.read_text(encoding="utf-8")) if marker.is_file() else {}
-        built_for = built.get("repo_id")
-    except (OSError, ValueError, AttributeError) as error:
-        raise PublishError(f"{marker}: unreadable ({one_line(error)}); rebuild the folder") from None
-    if built_for in (None, repo_id):
-        return files
-    from publish.card import DATASET_INFO, for_repo
+    """The folder's files as published to ``repo_id``: for a folder built for another id, the
+    card and LLaMA-Factory's ``dataset_info.json`` are made again from the build's record, by
+    the function ``build`` wrote them with, naming this repo instead."""
+    from publish.card import read_record, rendered_files
 
+    inputs = read_record(folder)
+    if inputs.repo_id == repo_id:
+        return files
+    texts = rendered_files(dataclasses.replace(inputs, repo_id=repo_id))
     published = []
     for file in files:
-        if file.path in ("README.md", DATASET_INFO):
-            (scratch / file.path).write_text(for_repo(file.path, file.source.read_text(encoding="utf-8"), built_for,
-                                                      repo_id), encoding="utf-8")  # fmt: skip
-            file = LocalFile(file.path, scratch / file.path, (scratch / file.path).stat().st_size)
+        if file.path in texts:
+            rendered = scratch / file.path
+            rendered.write_text(texts[file.path], encoding="utf-8")
+            file = LocalFile(file.path, rendered, rendered.stat().st_size)
         published.append(file)
     return published
 

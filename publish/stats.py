@@ -59,6 +59,28 @@ class SplitStats:
     left_out: list[LeftOut] = dataclasses.field(default_factory=list)
     by_aspect: dict[str, list[LabelCounts]] = dataclasses.field(default_factory=dict)  # with annotations
 
+    def to_record(self) -> dict:
+        """These statistics as JSON data (`from_record` reads them back, equal)."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_record(cls, record: dict) -> SplitStats:
+        """The statistics `to_record` wrote."""
+
+        def groups(items: list[dict]) -> list[LabelCounts]:
+            return [LabelCounts(**item) for item in items]
+
+        closest = record["closest_rows"]
+        nested = {
+            "by_source": groups(record["by_source"]),
+            "by_model": groups(record["by_model"]),
+            "by_rating": groups(record["by_rating"]),
+            "closest_rows": None if closest is None else tuple(closest),
+            "left_out": [LeftOut(**item) for item in record["left_out"]],
+            "by_aspect": {aspect: groups(items) for aspect, items in record["by_aspect"].items()},
+        }
+        return cls(**{**record, **nested})
+
 
 def _count(counts: dict, table: pa.Table, column, name_of, key_of=None) -> None:
     """Add a table's label counts per value of ``column`` to ``counts``, under
@@ -142,8 +164,8 @@ def split_stats(
     )
     if report is not None:
         stats.pairs_read = report.read
-        stats.left_out = [LeftOut(reason.text, count, reason.unit, reason.kind)
-                          for reason, count in report.left_out.most_common()]  # fmt: skip
+        largest_first = report.left_out.most_common()
+        stats.left_out = [LeftOut(reason.text, count, reason.unit, reason.kind) for reason, count in largest_first]
     return stats
 
 

@@ -1,16 +1,19 @@
 """``python -m publish verify FOLDER``: check a built folder before anyone loads or pushes it.
 
-Every config is loaded as users will load it (``load_dataset`` on the folder, normally and
-streaming) and compared with its card; the shards on disk must be exactly those the card's
-``configs`` name; each split must hold both labels, as many of each as the card's statistics
-say, and its row order must keep the builder's guarantees; the card's
-metadata must parse with the ``huggingface_hub`` and ``datasets`` classes the Hub uses,
-offline; and no legacy ``dataset_infos.json`` may be left (it breaks older ``datasets``).
+The folder is checked against the build's own record (``MARKER``, `publish.card.read_record`):
+the card must be the one the record renders, byte for byte (a card edited by hand no longer
+describes the data); every config is loaded as users will load it (``load_dataset`` on the
+folder, normally and streaming) and compared with its card; the shards on disk must be exactly
+those the card's ``configs`` name; each split must hold both labels, as many of each as the
+build recorded, and its row order must keep the builder's guarantees; the card's metadata must
+parse with the ``huggingface_hub`` and ``datasets`` classes the Hub uses, offline; and no
+legacy ``dataset_infos.json`` may be left (it breaks older ``datasets``).
 """
 
 from __future__ import annotations
 
 import fnmatch
+import itertools
 import json
 import re
 import sys
@@ -25,11 +28,11 @@ from datasets.info import DatasetInfosDict
 from datasets.utils.metadata import MetadataConfigs
 from huggingface_hub import DatasetCard
 
-from publish.card import DATASET_INFO, DATASET_INFO_ENTRY, left_out_in
+import publish
+from publish.card import DATASET_INFO, DATASET_INFO_ENTRY, CardInputs, dataset_info, read_record, render_card
 from publish.errors import PublishError
-from publish.plan import MARKER
 from publish.stats import size_category
-from ultrafeedback_kto import UltraFeedbackKTOConfig, one_line, order_problems
+from ultrafeedback_kto import one_line, order_problems
 
 REQUIRED_METADATA = tuple(
     "pretty_name license language task_categories tags size_categories source_datasets configs dataset_info".split()
@@ -39,11 +42,44 @@ SHARD_NAME = re.compile(r"(?P<split>[\w.]+)-(?P<index>\d{5})-of-(?P<count>\d{5})
 
 def verify_folder(folder: str | Path) -> list[str]:
     """Every problem found in a built folder, one line each; empty when it is sound."""
-    folder = Path(folder)
+    try:
+        inputs = _recorded(Path(folder))
+    except PublishError as error:
+        return [str(error)]
+    return _problems(Path(folder), inputs)
+
+
+def verify_or_fail(folder: str | Path) -> None:
+    """Print a line per problem and raise `PublishError`, or print a one-line ``ok`` and what
+    the build left out. What stops the check before it starts (no folder, no readable record)
+    is the error's own line."""
+    inputs = _recorded(Path(folder))
+    problems = _problems(Path(folder), inputs)
+    if problems:
+        for problem in problems:
+            print(f"  {problem}", file=sys.stderr)
+        raise PublishError(f"{folder} fails verification: {len(problems)} problem(s), listed above")
+    described = "; ".join(f"{name}: {_split_sizes(info)}" for name, info in inputs.infos.items())
+    print(f"ok: {folder} ({described})")
+    for split in inputs.stats:
+        left_out = [f"{item.reason}: {item.count:,} {item.unit}s" for item in split.left_out]
+        print(f"  left out of {split.name} by the build: {'; '.join(left_out) or 'nothing'}")
+
+
+def _split_sizes(info: datasets.DatasetInfo) -> str:
+    return ", ".join(f"{split} {split_info.num_examples:,} rows" for split, split_info in info.splits.items())
+
+
+def _recorded(folder: Path) -> CardInputs:
+    """The build's record of ``folder``; `PublishError` when there is no folder or record to check."""
     if folder.exists() and not folder.is_dir():
-        return [f"{folder} is a file, not a built folder: give the folder `ufkto build` wrote"]
+        raise PublishError(f"{folder} is a file, not a built folder: give the folder `ufkto build` wrote")
     if not folder.is_dir():
-        return [f"{folder}: no such folder"]
+        raise PublishError(f"{folder}: no such folder")
+    return read_record(folder)
+
+
+def _problems(folder: Path, inputs: CardInputs) -> list[str]:
     card_path = folder / "README.md"
     if not card_path.is_file():
         return [f"{card_path}: missing (the dataset card)"]
@@ -53,42 +89,45 @@ def verify_folder(folder: str | Path) -> list[str]:
         infos = DatasetInfosDict.from_dataset_card_data(card.data)
     except Exception as error:  # any parse failure of the card is the finding itself
         return [f"{card_path}: invalid card metadata ({one_line(error)})"]
-    try:
-        labels = label_counts_in(card_path.read_text(encoding="utf-8"))
-    except (ValueError, IndexError):
-        labels = {}  # each split is then named as missing from the table
+    labels = {split.name: (split.desirable, split.undesirable) for split in inputs.stats}
+    distance = inputs.config.min_prompt_distance
 
-    problems = _metadata_problems(card, configs, infos)
-    problems += _legacy_problems(folder) + _dataset_info_problems(folder, infos)
+    problems = _card_problems(card_path.read_text(encoding="utf-8"), inputs)
+    problems += _metadata_problems(card, configs, infos)
+    problems += _legacy_problems(folder) + _dataset_info_problems(folder, infos, inputs)
     problems += _extra_parquet(folder, configs)
     for name, config in configs.items():
         shard_problems = _shard_problems(folder, name, config)
         problems += shard_problems
         if not shard_problems and name in infos:
             info = infos[name]
-            problems += _feature_problems(folder, name, config, info) or _load_problems(folder, name, info, labels)
+            loaded = _feature_problems(folder, name, config, info)
+            problems += loaded or _load_problems(folder, name, info, labels, distance)
     return problems
 
 
-def verify_or_fail(folder: str | Path) -> None:
-    """Print a line per problem and raise `PublishError`, or print a one-line ``ok``."""
-    problems = verify_folder(folder)
-    if not Path(folder).is_dir():
-        raise PublishError(problems[0])
-    if problems:
-        for problem in problems:
-            print(f"  {problem}", file=sys.stderr)
-        raise PublishError(f"{folder} fails verification: {len(problems)} problem(s), listed above")
-    card = DatasetCard.load(Path(folder) / "README.md")
-    infos = DatasetInfosDict.from_dataset_card_data(card.data)
-    described = "; ".join(
-        f"{name}: "
-        + ", ".join(f"{split} {split_info.num_examples:,} rows" for split, split_info in info.splits.items())
-        for name, info in infos.items()
-    )
-    print(f"ok: {folder} ({described})")
-    for split, left_out in left_out_in((Path(folder) / "README.md").read_text(encoding="utf-8")).items():
-        print(f"  left out of {split} by the build: {'; '.join(left_out) or 'nothing'}")
+def _card_problems(card: str, inputs: CardInputs) -> list[str]:
+    """The card must be the one the build's record renders: one edited by hand (another count,
+    another snippet) no longer says what the data is."""
+    rendered = render_card(inputs)
+    if card == rendered:
+        return []
+    lines = list(itertools.zip_longest(card.splitlines(), rendered.splitlines()))
+    number = next((number for number, (found, expected) in enumerate(lines, 1) if found != expected), None)
+    if number is None:
+        differs = "its line breaks differ from the card the build's record gives"
+    else:
+        found, expected = lines[number - 1]
+        differs = f"line {number} reads {_shown(found)}, but the build's record gives {_shown(expected)}"
+    built_by = inputs.provenance.tool_version
+    versions = f" (built by ufkto {built_by}, checked by {publish.__version__})"
+    return [f"README.md: {differs}{versions if built_by != publish.__version__ else ''}: rebuild the folder"]
+
+
+def _shown(line: str | None) -> str:
+    if line is None:
+        return "the end of the card"
+    return repr(line if len(line) <= 80 else line[:77] + "...")
 
 
 def _metadata_problems(card: DatasetCard, configs: MetadataConfigs, infos: DatasetInfosDict) -> list[str]:
@@ -118,12 +157,14 @@ def _metadata_problems(card: DatasetCard, configs: MetadataConfigs, infos: Datas
     return problems
 
 
-def _dataset_info_problems(folder: Path, infos: DatasetInfosDict) -> list[str]:
-    """LLaMA-Factory's entry: present with the ``default`` config, naming its columns and a split."""
+def _dataset_info_problems(folder: Path, infos: DatasetInfosDict, inputs: CardInputs) -> list[str]:
+    """LLaMA-Factory's entry: present with the ``default`` config, naming its columns and a split,
+    as the build's record gives it."""
     if "default" not in infos:
         return []
     try:
-        entry = json.loads((folder / DATASET_INFO).read_text(encoding="utf-8"))[DATASET_INFO_ENTRY]
+        text = (folder / DATASET_INFO).read_text(encoding="utf-8")
+        entry = json.loads(text)[DATASET_INFO_ENTRY]
         if not isinstance(entry, dict):
             raise TypeError(f"the entry is a {type(entry).__name__}, not an object")
     except (OSError, ValueError, KeyError, TypeError) as error:
@@ -140,6 +181,8 @@ def _dataset_info_problems(folder: Path, infos: DatasetInfosDict) -> list[str]:
     ]
     if entry.get("subset") != "default" or entry.get("split") not in default.splits:
         problems.append(f"{DATASET_INFO}: it should name the default config and one of its splits")
+    if not problems and text != dataset_info(inputs.repo_id):
+        problems.append(f"{DATASET_INFO}: differs from the one the build's record gives: rebuild the folder")
     return problems
 
 
@@ -237,42 +280,24 @@ def _repeats(dataset: datasets.Dataset) -> list[str]:
     )
 
 
-def label_counts_in(card: str) -> dict[str, tuple[int, int]]:
-    """Each split's ``(desirable, undesirable)`` as the card's statistics table shows them."""
-    table = re.search(r"^## Statistics\n\n((?:\|.*\n?)+)", card, flags=re.M)
-    rows = [line.strip("| ").split(" | ") for line in table[1].splitlines()[2:]] if table else []
-    return {row[0]: (int(row[2].replace(",", "")), int(row[3].replace(",", ""))) for row in rows}
-
-
-def _label_problems(labels: list[bool], card: tuple[int, int] | None) -> list[str]:
-    """A split with one label cannot train KTO; and the card's counts are what users read."""
+def _label_problems(labels: list[bool], recorded: tuple[int, int] | None) -> list[str]:
+    """A split with one label cannot train KTO; and the build's counts are what its card tells users."""
     desirable = sum(labels)
+    undesirable = len(labels) - desirable
     problems = []
-    if not desirable or desirable == len(labels):
+    if not desirable or not undesirable:
         label = "desirable" if desirable else "undesirable"
         problems.append(f"all {len(labels):,} rows are {label}: KTO needs both labels")
-    if card is None:
-        problems.append("no row in the card's statistics table")
-    elif card != (desirable, len(labels) - desirable):
-        problems.append(
-            f"{desirable:,} desirable and {len(labels) - desirable:,} undesirable rows, but the card's "
-            f"statistics say {card[0]:,} and {card[1]:,}"
-        )
+    if recorded is None:
+        problems.append("the build recorded no statistics of this split (nor does its card show any)")
+    elif recorded != (desirable, undesirable):
+        found = f"{desirable:,} desirable and {undesirable:,} undesirable rows"
+        problems.append(f"{found}, but the build recorded {recorded[0]:,} and {recorded[1]:,}")
     return problems
 
 
-def _min_prompt_distance(folder: Path) -> int:
-    """The build's ``min_prompt_distance``, from its record (the builder's default without one)."""
-    default = UltraFeedbackKTOConfig.min_prompt_distance
-    try:
-        options = json.loads((folder / MARKER).read_text(encoding="utf-8"))["provenance"]["options"]
-        return int(options.get("min_prompt_distance", default))
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        return default
-
-
 def _load_problems(
-    folder: Path, name: str, info: datasets.DatasetInfo, labels: dict[str, tuple[int, int]]
+    folder: Path, name: str, info: datasets.DatasetInfo, labels: dict[str, tuple[int, int]], distance: int
 ) -> list[str]:
     with tempfile.TemporaryDirectory(prefix="ufkto-verify-") as cache_dir:
         try:
@@ -289,7 +314,6 @@ def _load_problems(
                 problems.append(f"config {name!r} split {split!r}: features differ from the card")
             order = dataset.select_columns(["prompt_id", "label"]).to_dict()
             in_split = _label_problems(order["label"], labels.get(split))
-            distance = _min_prompt_distance(folder)
             in_split += order_problems(order["prompt_id"], order["label"], distance) + _repeats(dataset)
             problems += [f"config {name!r} split {split!r}: {problem}" for problem in in_split]
             streamed = datasets.load_dataset(str(folder), name, split=split, streaming=True)

@@ -3,7 +3,6 @@ one-call build through the builder with a private cache."""
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -56,14 +55,16 @@ def files_of(folder: Path, hidden: bool = True) -> dict[str, bytes]:
 
 def published(folder: Path, repo_id: str | None = None) -> dict[str, bytes]:
     """What a push (to ``repo_id``) publishes: every non-hidden file, by POSIX path, the card
-    and LLaMA-Factory's dataset_info.json naming the repo pushed to."""
+    and LLaMA-Factory's dataset_info.json made again from the build's record, naming the repo
+    pushed to (as push makes them)."""
+    import dataclasses
+
+    from publish.card import read_record, rendered_files
+
     files = files_of(folder, hidden=False)
     if repo_id:
-        from publish.card import for_repo
-
-        built_for = json.loads((folder / ".ufkto-build.json").read_text())["repo_id"]
-        for name in {"README.md", "dataset_info.json"} & set(files):
-            files[name] = for_repo(name, files[name].decode(), built_for, repo_id).encode()
+        inputs = dataclasses.replace(read_record(folder), repo_id=repo_id)
+        files.update({name: text.encode() for name, text in rendered_files(inputs).items()})
     return files
 
 

@@ -19,7 +19,7 @@ import datasets
 import pyarrow.parquet as pq
 import pytest
 
-from publish import build as build_module
+import publish.card
 from publish.__main__ import main
 from tests.conftest import PROJECT, build, files_of
 from tests.network_guard import blocked, guard
@@ -133,7 +133,7 @@ def test_interrupted_build_leaves_the_previous_folder_untouched(tmp_path, monkey
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(build_module, "render_card", interrupted)
+    monkeypatch.setattr(publish.card, "render_card", interrupted)
     assert main(["build", "--sample", "--out", str(out)]) == 130
     assert files_of(out) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ufkto"]

@@ -38,6 +38,13 @@ def edit_card(folder: Path, old: str, new: str) -> None:
     card.write_text(text.replace(old, new, 1))
 
 
+def besides_the_edit(problems: list[str]) -> list[str]:
+    """The problems other than the one line naming the card edited by hand, which must be there."""
+    edited = [problem for problem in problems if problem.startswith("README.md: line ")]
+    assert len(edited) == 1 and edited[0].endswith(": rebuild the folder"), problems
+    return [problem for problem in problems if problem not in edited]
+
+
 def test_sound_folder_passes(sound_folder, capsys):
     assert verify_folder(sound_folder) == []
     assert main(["verify", str(sound_folder)]) == 0
@@ -77,7 +84,7 @@ def test_a_truncated_shard_is_named_not_a_traceback(folder, capsys):
 
 def test_features_disagreeing_with_the_card(folder):
     edit_card(folder, "  - name: average_rating\n    dtype: float64", "  - name: average_rating\n    dtype: string")
-    problems = verify_folder(folder)
+    problems = besides_the_edit(verify_folder(folder))
     named = ("'conversational'", "features", "load_dataset fails")
     assert problems and all(any(words in p for words in named) for p in problems)
     assert problems == [
@@ -97,7 +104,7 @@ def test_broken_order(folder):
 
 def test_invalid_card_metadata(folder):
     edit_card(folder, "- n<1K", "- tiny")
-    assert verify_folder(folder) == [
+    assert besides_the_edit(verify_folder(folder)) == [
         "README.md: size_categories 'tiny' is not a Hub size category",
         "README.md: size_categories ['tiny'] but the data has 800 rows (n<1K)",
     ]
@@ -147,26 +154,68 @@ def relabel(folder: Path, label: bool) -> None:
 
 def test_a_split_with_one_label_is_refused(folder, capsys):
     relabel(folder, False)
-    for split, rows in (("train", 752), ("test", 48)):  # the card's statistics agree with the data
-        edit_card(folder, f"| {split} | {rows} | {rows // 2} | {rows // 2} |", f"| {split} | {rows} | 0 | {rows} |")
     problems = verify_folder(folder)
     for config in ("conversational", "default"):
         for split, rows in (("train", 752), ("test", 48)):
-            assert (
-                f"config {config!r} split {split!r}: all {rows} rows are undesirable: KTO needs both labels" in problems
-            )
-    assert not any("card's statistics" in problem for problem in problems)
+            in_split = f"config {config!r} split {split!r}: "
+            assert f"{in_split}all {rows} rows are undesirable: KTO needs both labels" in problems
+            recorded = f"{rows // 2} and {rows // 2}"  # what the build wrote, and its card shows
+            assert f"{in_split}0 desirable and {rows} undesirable rows, but the build recorded {recorded}" in problems
     assert main(["verify", str(folder)]) == 1
     assert capsys.readouterr().err.strip().endswith("problem(s), listed above")
 
 
-def test_label_counts_disagreeing_with_the_card(folder):
-    edit_card(folder, "| train | 752 | 376 | 376 |", "| train | 752 | 380 | 372 |")
+def card_line(folder: Path, start: str) -> tuple[int, str]:
+    """The number (from 1) and text of the card's line that starts with ``start``."""
+    lines = (folder / "README.md").read_text().splitlines()
+    return next((number, line) for number, line in enumerate(lines, 1) if line.startswith(start))
+
+
+def test_a_card_edited_to_show_other_label_counts_fails_in_one_line_naming_it(folder, capsys):
+    number, line = card_line(folder, "| train | 752 | 376 | 376 |")
+    edited = line.replace("| 376 | 376 |", "| 380 | 372 |")
+    edit_card(folder, line, edited)
+    # The data still agrees with the build's record: the card alone is wrong.
     assert verify_folder(folder) == [
-        f"config {config!r} split 'train': 376 desirable and 376 undesirable rows, but the card's statistics say 380 "
-        "and 372"
-        for config in ("conversational", "default")
+        f"README.md: line {number} reads {edited!r}, but the build's record gives {line!r}: rebuild the folder"
     ]
+    assert main(["verify", str(folder)]) == 1
+    assert capsys.readouterr().err.splitlines()[0] == f"  {verify_folder(folder)[0]}"
+
+
+def test_a_card_edited_to_name_another_repo_fails(folder):
+    number, line = card_line(folder, 'dataset = load_dataset("ufkto")')
+    edit_card(folder, line, line.replace('"ufkto"', '"org/ufkto"'))
+    [problem] = verify_folder(folder)
+    assert problem.startswith(f'README.md: line {number} reads \'dataset = load_dataset("org/ufkto")')
+
+
+def test_a_folder_without_its_build_record_is_one_line(folder, capsys):
+    record = folder / ".ufkto-build.json"
+    record.unlink()
+    [problem] = verify_folder(folder)
+    assert problem.startswith(f"{record}: missing (the build's record")
+    assert main(["verify", str(folder)]) == 1
+    assert capsys.readouterr().err == f"error: {problem}\n"
+
+
+@pytest.mark.parametrize(
+    ("written", "reason"),
+    [
+        ("{not json", None),  # json's own words
+        ("[]", None),
+        # What an earlier version recorded: no data for the card.
+        ('{"tool": "ufkto", "version": "1.0.0", "repo_id": "ufkto", "provenance": {}}', "no 'options'"),
+    ],
+)
+def test_an_unreadable_build_record_is_one_line(folder, capsys, written, reason):
+    record = folder / ".ufkto-build.json"
+    record.write_text(written)
+    [problem] = verify_folder(folder)
+    assert problem.startswith(f"{record}: unreadable (") and problem.endswith("); rebuild the folder")
+    assert reason is None or f"({reason})" in problem
+    assert main(["verify", str(folder)]) == 1
+    assert capsys.readouterr().err == f"error: {problem}\n"
 
 
 def rewrite_shard(folder: Path, change) -> None:
@@ -195,7 +244,7 @@ def test_duplicates_and_contradictions_are_named(folder):
 
     rewrite_shard(folder, repeated)
     # The order and the card's label counts no longer hold either: other findings.
-    elsewhere = ("share a prompt", "card's statistics")
+    elsewhere = ("share a prompt", "the build recorded")
     problems = [p for p in verify_folder(folder) if not any(words in p for words in elsewhere)]
     assert problems == [
         "config 'default' split 'train': 1 (prompt, completion) have both labels",
@@ -216,6 +265,11 @@ def test_verify_shows_what_the_build_left_out(tmp_path, capsys):
     assert len(shown) == 1 and shown[0].startswith("  left out of train by the build: ")
     assert "empty or missing completion: 2 pairs" in shown[0]
     assert sum(int(count) for count in re.findall(r": (\d+) pairs", shown[0])) == len(bad)
+    # What was left out is the build's record; a card edited to show another count fails.
+    number, line = card_line(out, "| empty or missing completion | 2 | pairs |")
+    edit_card(out, line, line.replace("| 2 |", "| 1 |"))
+    [problem] = verify_folder(out)
+    assert problem.startswith(f"README.md: line {number} reads '| empty or missing completion | 1 | pairs |")
 
 
 def test_llama_factory_entry_is_checked(folder):
