@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import datasets
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -86,11 +87,15 @@ print(json.dumps(out))
             assert loaded[config][split]["streamed"] == expected[split].to_list()
 
 
-def test_shards_are_written_by_datasets_parquet_writer(sample_folder):
-    metadata = pq.ParquetFile(sample_folder / "data" / "train-00000-of-00001.parquet").metadata
-    assert b"content_defined_chunking" in metadata.metadata  # the key datasets' writer records
-    column = metadata.row_group(0).column(0)
-    assert column.has_offset_index and column.has_column_index  # the page index
+def test_shards_are_what_push_to_hub_would_write_of_their_rows(sample_folder, tmp_path):
+    # datasets' own parquet writer (content-defined chunking, a page index): a refreshed version
+    # re-uploads only what changed, against a build or a push_to_hub alike. Whatever it records,
+    # the bytes are those it makes of the rows.
+    for shard in sorted(sample_folder.glob("*/*.parquet")):
+        rows = datasets.Dataset.from_parquet(str(shard), cache_dir=str(tmp_path / shard.parent.name))
+        written = pa.BufferOutputStream()
+        rows.to_parquet(written)
+        assert written.getvalue().to_pybytes() == shard.read_bytes(), shard
 
 
 def test_summary_reports_rows_drops_and_time(tmp_path, capsys):
@@ -234,22 +239,26 @@ def test_max_shard_size_splits_a_split_into_numbered_shards(tmp_path):
 
 
 def test_card_names_sources_without_folders_or_credentials(tmp_path):
-    from publish.build import _without_out, public_name
+    from publish.build import public_name
 
     source = tmp_path / "private" / "upstream.parquet"
     source.parent.mkdir()
     source.write_bytes(SAMPLE.read_bytes())
+    more = [source.with_name(name) for name in ("a.parquet", "b.parquet")]
+    for start, path in enumerate(more):
+        pq.write_table(pq.read_table(SAMPLE).slice(start * 5, 5), path)
     out = tmp_path / "ufkto"
-    assert main(["build", "--source", str(source), "--out", str(out), "--configs", "default"]) == 0
+    sources = [f"--source={source}", "--source", *map(str, more)]
+    assert main(["build", *sources, f"--out={out}", "--configs", "default", "--seed", "3"]) == 0
     card = (out / "README.md").read_text() + (out / ".ufkto-build.json").read_text()
     assert "upstream.parquet" in card and str(source.parent) not in card and str(out) not in card
+    # The command as the card records it: without --out, each source named as public_name names it.
+    recorded = (
+        "python -m publish build --source=upstream.parquet --source a.parquet b.parquet --configs default --seed 3"
+    )
+    assert f"- Command: `{recorded}`" in card
     signed = "https://user:hf_secret@files.example.com:8443/up/x.parquet?X-Amz-Signature=abc#part"
     assert public_name(signed) == "https://files.example.com:8443/up/x.parquet"
-    recorded = _without_out(f"python -m publish build --source {source} '{signed}' --out {out} --seed 3")
-    assert (
-        recorded
-        == "python -m publish build --source upstream.parquet https://files.example.com:8443/up/x.parquet --seed 3"
-    )
 
 
 def test_build_where_every_pair_is_left_out_fails_in_one_line(tmp_path):
