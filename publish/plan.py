@@ -58,9 +58,17 @@ class PushArguments:
 
     @classmethod
     def from_namespace(cls, args: argparse.Namespace) -> PushArguments:
-        return cls(folder=Path(args.folder), repo_id=args.repo_id, to=args.to, private=bool(args.private),
-                   branch=args.branch or None, create_pr=bool(args.create_pr), tag=args.tag or None,
-                   message=args.message or None, dry_run=bool(args.dry_run))  # fmt: skip
+        return cls(
+            folder=Path(args.folder),
+            repo_id=args.repo_id,
+            to=args.to,
+            private=bool(args.private),
+            branch=args.branch or None,
+            create_pr=bool(args.create_pr),
+            tag=args.tag or None,
+            message=args.message or None,
+            dry_run=bool(args.dry_run),
+        )
 
 
 @dataclass
@@ -122,7 +130,8 @@ class Remote:
     def to_create(cls, args: PushArguments) -> Remote:
         """What a dry run sees of a repo that does not exist yet."""
         visibility = "private" if args.private else "public"
-        return cls(exists=False, notes=[f"repository {args.repo_id} does not exist: it would be created ({visibility})"])
+        note = f"repository {args.repo_id} does not exist: it would be created ({visibility})"
+        return cls(exists=False, notes=[note])
 
 
 @dataclass
@@ -143,8 +152,8 @@ class Plan:
         return self.added + self.changed
 
     def summary(self) -> str:
-        return (f"{len(self.added)} to add, {len(self.changed)} to change, {len(self.deleted)} to delete, "
-                f"{len(self.unchanged)} unchanged")  # fmt: skip
+        changes = f"{len(self.added)} to add, {len(self.changed)} to change, {len(self.deleted)} to delete"
+        return f"{changes}, {len(self.unchanged)} unchanged"
 
     def lines(self) -> list[str]:
         out = [f"add {f.path} ({human_size(f.size)})" for f in self.added]
@@ -153,8 +162,8 @@ class Plan:
         return out
 
     def default_message(self) -> str:
-        return (f"Update ufkto dataset ({len(self.added)} files added, {len(self.changed)} changed, "
-                f"{len(self.deleted)} deleted)")  # fmt: skip
+        added, changed, deleted = len(self.added), len(self.changed), len(self.deleted)
+        return f"Update ufkto dataset ({added} files added, {changed} changed, {deleted} deleted)"
 
 
 def plan_push(files: list[LocalFile], remote: dict[str, RemoteFile]) -> Plan:
@@ -163,10 +172,7 @@ def plan_push(files: list[LocalFile], remote: dict[str, RemoteFile]) -> Plan:
     ``data/``, ``conversational/``, ...) or `OWN_FILES`; nothing else remote is ever
     deleted (``.gitattributes``, someone's other files)."""
     local = {f.path for f in files}
-    plan = Plan(deleted=sorted(
-        path for path in remote if path not in local
-        and (path in OWN_FILES or (path.endswith(".parquet") and "/" in path and not is_hidden(path)))
-    ))  # fmt: skip
+    plan = Plan(deleted=sorted(path for path in remote if path not in local and _stale_if_gone(path)))
     for file in files:
         other = remote.get(file.path)
         if other is None:
@@ -176,6 +182,13 @@ def plan_push(files: list[LocalFile], remote: dict[str, RemoteFile]) -> Plan:
         else:
             plan.changed.append(file)
     return plan
+
+
+def _stale_if_gone(path: str) -> bool:
+    """Whether a remote file is ufkto's to delete once the folder no longer has it: a data
+    shard (a visible ``*.parquet`` inside a folder) or one of `OWN_FILES`."""
+    shard = path.endswith(".parquet") and "/" in path and not is_hidden(path)
+    return path in OWN_FILES or shard
 
 
 def human_size(size: int) -> str:

@@ -95,18 +95,17 @@ class HubRepo:
             if not args.branch:
                 raise
             if args.dry_run:
-                notes.append(f"branch {args.branch} does not exist: it would be created from {constants.DEFAULT_REVISION}")
+                notes.append(
+                    f"branch {args.branch} does not exist: it would be created from {constants.DEFAULT_REVISION}"
+                )
             else:
                 api.create_branch(args.repo_id, branch=args.branch, repo_type=REPO_TYPE, exist_ok=True)
                 print(f"created branch {args.branch} from {constants.DEFAULT_REVISION}")
-            info = api.repo_info(args.repo_id, repo_type=REPO_TYPE, revision=None if args.dry_run else self.revision,
-                                 files_metadata=True)  # fmt: skip
+            revision = None if args.dry_run else self.revision  # a dry run reads main, which the branch would copy
+            info = api.repo_info(args.repo_id, repo_type=REPO_TYPE, revision=revision, files_metadata=True)
         if args.private and info.private is False and not args.dry_run:
             print(f"note: {args.repo_id} already exists and is public; --private does not change an existing repo")
-        files = {
-            sibling.rfilename: RemoteFile(sibling.rfilename, sibling.lfs.sha256 if sibling.lfs else None, sibling.blob_id)
-            for sibling in info.siblings or []
-        }
+        files = {sibling.rfilename: _remote_file(sibling) for sibling in info.siblings or []}
         return Remote(exists=True, head=info.sha, files=files, notes=notes)
 
     def tag_is_there(self, plan: Plan, remote: Remote) -> bool:
@@ -119,8 +118,10 @@ class HubRepo:
             return False
         if plan.up_to_date and target == remote.head:
             return True
-        raise PublishError(f"tag {self.args.tag} already exists on {self.args.repo_id} and points at {target[:12]}, not "
-                           "at the commit this push makes: choose another --tag; nothing was committed")  # fmt: skip
+        raise PublishError(
+            f"tag {self.args.tag} already exists on {self.args.repo_id} and points at {target[:12]}, not "
+            "at the commit this push makes: choose another --tag; nothing was committed"
+        )
 
     def commit(self, plan: Plan, remote: Remote) -> str | None:
         args = self.args
@@ -129,16 +130,26 @@ class HubRepo:
         ]
         operations += [CommitOperationDelete(path_in_repo=path) for path in plan.deleted]
         try:
-            info = self.api.create_commit(args.repo_id, operations, commit_message=args.message or plan.default_message(),
-                                          repo_type=REPO_TYPE, revision=self.revision, create_pr=args.create_pr,
-                                          parent_commit=remote.head)  # fmt: skip
+            info = self.api.create_commit(
+                args.repo_id,
+                operations,
+                commit_message=args.message or plan.default_message(),
+                repo_type=REPO_TYPE,
+                revision=self.revision,
+                create_pr=args.create_pr,
+                parent_commit=remote.head,
+            )
         except HfHubHTTPError as error:
             if _status(error) == 412:
-                raise PublishError(f"the branch {self.revision} of {args.repo_id} moved since it was read "
-                                   f"(at {remote.head}): {RUN_AGAIN}") from None  # fmt: skip
+                raise PublishError(
+                    f"the branch {self.revision} of {args.repo_id} moved since it was read "
+                    f"(at {remote.head}): {RUN_AGAIN}"
+                ) from None
             raise
         if args.create_pr:
-            print(f"opened pull request {info.pr_url} ({info.pr_revision}, commit {info.oid}); {self.revision} is unchanged")
+            print(
+                f"opened pull request {info.pr_url} ({info.pr_revision}, commit {info.oid}); {self.revision} is unchanged"
+            )
             return None
         print(f"committed {info.oid}: {info.commit_url}")
         return info.oid
@@ -148,10 +159,19 @@ class HubRepo:
             self.api.create_tag(self.args.repo_id, tag=self.args.tag, revision=revision, repo_type=REPO_TYPE)
         except HfHubHTTPError as error:
             if _status(error) == 409:
-                raise PublishError(f"tag {self.args.tag} was created on {self.args.repo_id} by someone else meanwhile; "
-                                   f"the push itself succeeded at {revision}: choose another --tag") from None  # fmt: skip
+                raise PublishError(
+                    f"tag {self.args.tag} was created on {self.args.repo_id} by someone else meanwhile; "
+                    f"the push itself succeeded at {revision}: choose another --tag"
+                ) from None
             raise
         print(f"tagged {revision} as {self.args.tag}")
+
+
+def _remote_file(sibling) -> RemoteFile:
+    """A file of the revision as ``repo_info`` lists it: an LFS file known by its sha256, a
+    regular one by its git blob id."""
+    sha256 = sibling.lfs.sha256 if sibling.lfs else None
+    return RemoteFile(sibling.rfilename, sha256, sibling.blob_id)
 
 
 @contextmanager
@@ -162,8 +182,10 @@ def _hub_errors(repo_id: str, token: str) -> Iterator[None]:
     except PublishError:
         raise
     except RepositoryNotFoundError:
-        message = (f"dataset repo {repo_id} was not found, or the token may not see it: check --repo-id and that "
-                   "the token (HF_TOKEN or `hf auth login`) has write access to its namespace")  # fmt: skip
+        message = (
+            f"dataset repo {repo_id} was not found, or the token may not see it: check --repo-id and that "
+            "the token (HF_TOKEN or `hf auth login`) has write access to its namespace"
+        )
     except RevisionNotFoundError as error:
         message = f"revision not found in {repo_id}: {_server_message(error)}"
     except HfHubHTTPError as error:
@@ -171,8 +193,10 @@ def _hub_errors(repo_id: str, token: str) -> Iterator[None]:
     except HFValidationError as error:
         message = f"invalid argument for {repo_id}: {one_line(error)}"
     except (TransportError, OSError) as error:
-        message = (f"could not reach the Hugging Face Hub at {constants.ENDPOINT} for {repo_id} ({one_line(error)}): "
-                   "check the network (or HF_ENDPOINT) and run push again")  # fmt: skip
+        message = (
+            f"could not reach the Hugging Face Hub at {constants.ENDPOINT} for {repo_id} ({one_line(error)}): "
+            "check the network (or HF_ENDPOINT) and run push again"
+        )
     except RuntimeError as error:
         # huggingface_hub wraps a failed LFS upload (after its retries) in a RuntimeError; an
         # HTTP error is told by its status (its text names the signed upload URL).
@@ -191,11 +215,15 @@ def _http_message(repo_id: str, error: HfHubHTTPError) -> str:
     status = _status(error)
     detail = f": {_server_message(error)}" if getattr(error, "server_message", None) else ""
     if status == 401:
-        return (f"the Hugging Face Hub refused the token for {repo_id} (401 unauthorized{detail}): "
-                "set a valid HF_TOKEN or run `hf auth login`")  # fmt: skip
+        return (
+            f"the Hugging Face Hub refused the token for {repo_id} (401 unauthorized{detail}): "
+            "set a valid HF_TOKEN or run `hf auth login`"
+        )
     if status == 403:
-        return (f"the token may not write to {repo_id} (403 forbidden{detail}): use a token with write access "
-                f"to {repo_id.split('/')[0]}")  # fmt: skip
+        return (
+            f"the token may not write to {repo_id} (403 forbidden{detail}): use a token with write access "
+            f"to {repo_id.split('/')[0]}"
+        )
     if status is not None and status >= 500:  # a commit that failed is all or nothing
         return f"the Hugging Face Hub answered {status} for {repo_id}: {_server_message(error)}: run push again"
     return f"the Hugging Face Hub answered {status} for {repo_id}: {_server_message(error)}"

@@ -42,7 +42,9 @@ def connect(args: PushArguments) -> Iterator[ModelScopeRepo]:
     if args.create_pr:
         raise PublishError("--create-pr is not supported on ModelScope: its SDK cannot open pull requests")
     if args.branch and args.branch != REVISION:
-        raise PublishError(f"ModelScope branches are not supported by its SDK: leave out --branch to push to {REVISION}")
+        raise PublishError(
+            f"ModelScope branches are not supported by its SDK: leave out --branch to push to {REVISION}"
+        )
     token = os.environ.get(TOKEN_VARIABLE, "").strip()
     if not token:
         raise PublishError(f"no ModelScope token: set {TOKEN_VARIABLE} (an SDK token of your ModelScope account)")
@@ -76,7 +78,9 @@ class ModelScopeRepo:
                 self.api.create_repo(args.repo_id, REPO_TYPE, visibility=VISIBILITY[args.private], license="mit")
             except self.errors.AlreadyExistsError:
                 if args.private:
-                    print(f"note: {args.repo_id} already exists on ModelScope; --private does not change its visibility")
+                    print(
+                        f"note: {args.repo_id} already exists on ModelScope; --private does not change its visibility"
+                    )
         try:
             listed = self.api.list_repo_files(args.repo_id, REPO_TYPE, revision=REVISION)
         except self.errors.NotExistError:
@@ -98,26 +102,23 @@ class ModelScopeRepo:
             path: file.sha256 for path, file in remote.files.items()
         }:
             return True
-        raise PublishError(f"tag {self.args.tag} already exists on ModelScope dataset {self.args.repo_id} and marks "
-                           "other files: choose another --tag; nothing was committed")  # fmt: skip
+        raise PublishError(
+            f"tag {self.args.tag} already exists on ModelScope dataset {self.args.repo_id} and marks "
+            "other files: choose another --tag; nothing was committed"
+        )
 
     def commit(self, plan: Plan, remote: Remote) -> str:
         legacy, repo_id = self.api.legacy, self.args.repo_id
         lfs = [f for f in plan.uploads if _stored_with_lfs(f)]
-        missing = legacy.validate_blobs(repo_id, REPO_TYPE, [{"oid": f.sha256, "size": f.size} for f in lfs]) if lfs else {}
+        blobs = [{"oid": f.sha256, "size": f.size} for f in lfs]
+        missing = legacy.validate_blobs(repo_id, REPO_TYPE, blobs) if lfs else {}
         for file in lfs:
             if missing.get(file.sha256):
                 with file.source.open("rb") as data:
                     legacy.upload_blob(missing[file.sha256], data, file.size)
-        actions = [
-            {"action": "create", "path": f.path, "type": "lfs", "size": f.size, "sha256": f.sha256}
-            if _stored_with_lfs(f)
-            else {"action": "create", "path": f.path, "type": "normal", "size": f.size, "sha256": "",
-                  "content": base64.b64encode(f.source.read_bytes()).decode(), "encoding": "base64"}  # fmt: skip
-            for f in plan.uploads
-        ] + [{"action": "delete", "path": path} for path in plan.deleted]
-        answer = legacy.create_commit(repo_id, REPO_TYPE, actions, self.args.message or plan.default_message(),
-                                      revision=REVISION)  # fmt: skip
+        actions = [_creation(f) for f in plan.uploads] + [{"action": "delete", "path": path} for path in plan.deleted]
+        message = self.args.message or plan.default_message()
+        answer = legacy.create_commit(repo_id, REPO_TYPE, actions, message, revision=REVISION)
         print(f"committed {(answer or {}).get('CommitId', REVISION)}: {self.url}")
         return REVISION
 
@@ -125,9 +126,20 @@ class ModelScopeRepo:
         try:
             self.api.create_repo_tag(self.args.repo_id, REPO_TYPE, self.args.tag, revision=revision)
         except self.errors.HubError as error:
-            raise PublishError(f"ModelScope could not tag {revision} of {self.args.repo_id} as {self.args.tag} "
-                               f"({one_line(error)}); the push itself is done: run push again to tag it") from None  # fmt: skip
+            raise PublishError(
+                f"ModelScope could not tag {revision} of {self.args.repo_id} as {self.args.tag} "
+                f"({one_line(error)}); the push itself is done: run push again to tag it"
+            ) from None
         print(f"tagged {revision} as {self.args.tag}")
+
+
+def _creation(file: LocalFile) -> dict:
+    """The commit's action for an uploaded file: an LFS pointer to its blob, or its content inline."""
+    if _stored_with_lfs(file):
+        return {"action": "create", "path": file.path, "type": "lfs", "size": file.size, "sha256": file.sha256}
+    content = base64.b64encode(file.source.read_bytes()).decode()
+    inline = {"content": content, "encoding": "base64"}
+    return {"action": "create", "path": file.path, "type": "normal", "size": file.size, "sha256": "", **inline}
 
 
 def _stored_with_lfs(file: LocalFile) -> bool:
@@ -137,8 +149,10 @@ def _stored_with_lfs(file: LocalFile) -> bool:
 
     if PurePosixPath(file.path).name.upper() in constants.UPLOAD_INLINE_METADATA_PATHS:
         return False
-    return (file.size > constants.UPLOAD_LFS_FORCE_THRESHOLD_BYTES
-            or PurePosixPath(file.path).suffix.lower() in constants.DATASET_LFS_SUFFIX)  # fmt: skip
+    return (
+        file.size > constants.UPLOAD_LFS_FORCE_THRESHOLD_BYTES
+        or PurePosixPath(file.path).suffix.lower() in constants.DATASET_LFS_SUFFIX
+    )
 
 
 @contextmanager
@@ -153,10 +167,14 @@ def _modelscope_errors(repo_id: str, token: str, errors: Any) -> Iterator[None]:
         if isinstance(error, errors.AuthenticationError):
             message = f"ModelScope refused the token for {repo_id}: set a valid {TOKEN_VARIABLE} ({reason})"
         elif isinstance(error, errors.PermissionDeniedError):
-            message = (f"the token may not write to {repo_id} on ModelScope: use a token of an account that "
-                       f"owns {repo_id.split('/')[0]} ({reason})")  # fmt: skip
+            message = (
+                f"the token may not write to {repo_id} on ModelScope: use a token of an account that "
+                f"owns {repo_id.split('/')[0]} ({reason})"
+            )
         elif isinstance(error, errors.NotExistError):
-            message = f"ModelScope dataset {repo_id} was not found, or the token may not see it: check --repo-id ({reason})"
+            message = (
+                f"ModelScope dataset {repo_id} was not found, or the token may not see it: check --repo-id ({reason})"
+            )
         elif isinstance(error, (errors.NetworkError, OSError)):
             message = f"could not reach ModelScope for {repo_id}: {reason}; run push again"
         elif isinstance(error, errors.HubError):  # the commit is all or nothing

@@ -393,21 +393,36 @@ HfApi.create_repo = create_repo
 """
 
 
+NO_RIGHTS = "You don't have the rights to create a dataset under the namespace local-org"
+#: What the Hub answers (status, headers, body) and the line push shows for it.
+HUB_ERRORS = [
+    (
+        401,
+        {},
+        {"error": f"Invalid credentials: {FAKE_TOKEN}"},
+        "error: the Hugging Face Hub refused the token for local-org/refused (401 unauthorized: Invalid "
+        "credentials: ***): set a valid HF_TOKEN or run `hf auth login`",
+    ),
+    (
+        403,
+        {},
+        {"error": NO_RIGHTS},
+        f"error: the token may not write to local-org/refused (403 forbidden: {NO_RIGHTS}): use a token with write "
+        "access to local-org",
+    ),
+    (
+        404,
+        {"X-Error-Code": "RepoNotFound"},
+        {"error": "Repository not found"},
+        "error: dataset repo local-org/refused was not found, or the token may not see it: check --repo-id",
+    ),
+    (500, {}, {"error": "boom"}, "error: the Hugging Face Hub answered 500 for local-org/refused: boom"),
+]
+
+
 @pytest.mark.parametrize(
-    ("status", "headers", "body", "expected"),
-    [
-        (401, {}, {"error": f"Invalid credentials: {FAKE_TOKEN}"},
-         "error: the Hugging Face Hub refused the token for local-org/refused (401 unauthorized: Invalid "
-         "credentials: ***): set a valid HF_TOKEN or run `hf auth login`"),
-        (403, {}, {"error": "You don't have the rights to create a dataset under the namespace local-org"},
-         "error: the token may not write to local-org/refused (403 forbidden: You don't have the rights to create "
-         "a dataset under the namespace local-org): use a token with write access to local-org"),
-        (404, {"X-Error-Code": "RepoNotFound"}, {"error": "Repository not found"},
-         "error: dataset repo local-org/refused was not found, or the token may not see it: check --repo-id"),
-        (500, {}, {"error": "boom"}, "error: the Hugging Face Hub answered 500 for local-org/refused: boom"),
-    ],
-    ids=["401", "403", "404", "500"],
-)  # fmt: skip
+    ("status", "headers", "body", "expected"), HUB_ERRORS, ids=[str(case[0]) for case in HUB_ERRORS]
+)
 def test_hub_errors_are_one_line(hub, builds, tmp_path, status, headers, body, expected):
     hub.clear_log()
     patch = HUB_ANSWERS.format(status=status, headers=headers, body=body)

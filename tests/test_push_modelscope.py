@@ -94,8 +94,8 @@ def push(server: LocalModelScope, env_dir: Path, folder: Path, repo_id: str, *op
         else:
             client_env[name] = value
     before = files_of(folder)
-    done = _run(server, env_dir, ["-m", "publish", "push", str(folder), "--repo-id", repo_id, "--to", "modelscope",
-                                  *options], env=client_env)  # fmt: skip
+    command = ["-m", "publish", "push", str(folder), "--repo-id", repo_id, "--to", "modelscope", *options]
+    done = _run(server, env_dir, command, env=client_env)
     for token in (FAKE_TOKEN, WRONG_TOKEN):
         assert token not in done.stdout + done.stderr
         written = [path for path in (env_dir / "home").rglob("*") if path.is_file()]
@@ -185,7 +185,7 @@ def test_a_changed_build_replaces_the_data_and_deletes_stale_shards(server, buil
     for path in stale:
         assert f"delete {path}" in done.stdout
     assert "change README.md (" in done.stdout
-    pushed = server.commit_log(repo)[: -seeded]
+    pushed = server.commit_log(repo)[:-seeded]
     assert [message for _, message in pushed] == ["Reshuffle with seed 7"]  # one commit: additions and deletions
 
 
@@ -278,7 +278,8 @@ def test_a_push_failing_part_way_changes_nothing_and_push_again_completes(
     done = push(fresh_server, tmp_path / "failing", builds["other"], repo)
     assert "nothing was committed" in one_error_line(done)
     now = remote(fresh_server, repo)
-    assert now == before, {path: "new" if published(builds["other"], repo).get(path) == data else "old" for path, data in now.items()}
+    newer = published(builds["other"], repo)
+    assert now == before, {path: "new" if newer.get(path) == data else "old" for path, data in now.items()}
     fresh_server.fail(operation, None)
     assert push(fresh_server, tmp_path / "again", builds["other"], repo).returncode == 0
     assert remote(fresh_server, repo) == published(builds["other"], repo)
@@ -302,17 +303,17 @@ def test_an_unreachable_upload_url_is_one_line_without_its_signature_and_push_ag
     assert remote(fresh_server, repo) == published(builds["other"], repo)
 
 
-@pytest.mark.parametrize(
-    ("case", "expected"),
-    [
-        ("refused-token",
-         "error: ModelScope refused the token for local-org/errors: set a valid MODELSCOPE_API_TOKEN ("),
-        ("forbidden", "error: the token may not write to local-org/errors on ModelScope: use a token of an account "
-                      "that owns local-org ("),
-        ("unreachable", "error: could not reach ModelScope for local-org/errors: "),
-    ],
-    ids=["refused-token", "forbidden", "unreachable"],
-)  # fmt: skip
+SDK_ERRORS = {
+    "refused-token": "error: ModelScope refused the token for local-org/errors: set a valid MODELSCOPE_API_TOKEN (",
+    "forbidden": (
+        "error: the token may not write to local-org/errors on ModelScope: use a token of an account that owns "
+        "local-org ("
+    ),
+    "unreachable": "error: could not reach ModelScope for local-org/errors: ",
+}
+
+
+@pytest.mark.parametrize(("case", "expected"), list(SDK_ERRORS.items()), ids=list(SDK_ERRORS))
 def test_sdk_errors_are_one_line_without_the_token(server, builds, failing, tmp_path, case, expected):
     env = {}
     if case == "refused-token":
