@@ -105,8 +105,8 @@ def read_record(folder: Path) -> CardInputs:
         raise PublishError(f"{path}: missing ({what})")
     try:
         return CardInputs.from_record(json.loads(path.read_text(encoding="utf-8")))
-    except KeyError as error:  # a record of an earlier version, or cut short
-        reason = f"no {error.args[0]!r}"
+    except KeyError as error:
+        reason = f"no {error.args[0]!r}, as in an earlier version's record"
     except (OSError, ValueError, TypeError, AttributeError) as error:
         reason = one_line(error)
     raise PublishError(f"{path}: unreadable ({reason}); rebuild the folder")

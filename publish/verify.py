@@ -29,7 +29,7 @@ from datasets.utils.metadata import MetadataConfigs
 from huggingface_hub import DatasetCard
 
 import publish
-from publish.card import DATASET_INFO, DATASET_INFO_ENTRY, CardInputs, dataset_info, read_record, render_card
+from publish.card import DATASET_INFO, DATASET_INFO_ENTRY, CardInputs, read_record, rendered_files
 from publish.errors import PublishError
 from publish.stats import size_category
 from ultrafeedback_kto import one_line, order_problems
@@ -92,9 +92,10 @@ def _problems(folder: Path, inputs: CardInputs) -> list[str]:
     labels = {split.name: (split.desirable, split.undesirable) for split in inputs.stats}
     distance = inputs.config.min_prompt_distance
 
-    problems = _card_problems(card_path.read_text(encoding="utf-8"), inputs)
+    rendered = rendered_files(inputs)  # as the build wrote them
+    problems = _card_problems(card_path.read_text(encoding="utf-8"), rendered["README.md"], inputs)
     problems += _metadata_problems(card, configs, infos)
-    problems += _legacy_problems(folder) + _dataset_info_problems(folder, infos, inputs)
+    problems += _legacy_problems(folder) + _dataset_info_problems(folder, infos, rendered.get(DATASET_INFO))
     problems += _extra_parquet(folder, configs)
     for name, config in configs.items():
         shard_problems = _shard_problems(folder, name, config)
@@ -106,10 +107,9 @@ def _problems(folder: Path, inputs: CardInputs) -> list[str]:
     return problems
 
 
-def _card_problems(card: str, inputs: CardInputs) -> list[str]:
+def _card_problems(card: str, rendered: str, inputs: CardInputs) -> list[str]:
     """The card must be the one the build's record renders: one edited by hand (another count,
     another snippet) no longer says what the data is."""
-    rendered = render_card(inputs)
     if card == rendered:
         return []
     lines = list(itertools.zip_longest(card.splitlines(), rendered.splitlines()))
@@ -120,8 +120,9 @@ def _card_problems(card: str, inputs: CardInputs) -> list[str]:
         found, expected = lines[number - 1]
         differs = f"line {number} reads {_shown(found)}, but the build's record gives {_shown(expected)}"
     built_by = inputs.provenance.tool_version
-    versions = f" (built by ufkto {built_by}, checked by {publish.__version__})"
-    return [f"README.md: {differs}{versions if built_by != publish.__version__ else ''}: rebuild the folder"]
+    if built_by != publish.__version__:  # the card of another version's build
+        differs += f" (built by ufkto {built_by}, checked by {publish.__version__})"
+    return [f"README.md: {differs}: rebuild the folder"]
 
 
 def _shown(line: str | None) -> str:
@@ -157,9 +158,9 @@ def _metadata_problems(card: DatasetCard, configs: MetadataConfigs, infos: Datas
     return problems
 
 
-def _dataset_info_problems(folder: Path, infos: DatasetInfosDict, inputs: CardInputs) -> list[str]:
+def _dataset_info_problems(folder: Path, infos: DatasetInfosDict, rendered: str | None) -> list[str]:
     """LLaMA-Factory's entry: present with the ``default`` config, naming its columns and a split,
-    as the build's record gives it."""
+    as the build's record gives it (``rendered``)."""
     if "default" not in infos:
         return []
     try:
@@ -181,7 +182,7 @@ def _dataset_info_problems(folder: Path, infos: DatasetInfosDict, inputs: CardIn
     ]
     if entry.get("subset") != "default" or entry.get("split") not in default.splits:
         problems.append(f"{DATASET_INFO}: it should name the default config and one of its splits")
-    if not problems and text != dataset_info(inputs.repo_id):
+    if not problems and text != rendered:
         problems.append(f"{DATASET_INFO}: differs from the one the build's record gives: rebuild the folder")
     return problems
 

@@ -213,7 +213,7 @@ def test_an_unreadable_build_record_is_one_line(folder, capsys, written, reason)
     record.write_text(written)
     [problem] = verify_folder(folder)
     assert problem.startswith(f"{record}: unreadable (") and problem.endswith("); rebuild the folder")
-    assert reason is None or f"({reason})" in problem
+    assert reason is None or f"({reason}" in problem
     assert main(["verify", str(folder)]) == 1
     assert capsys.readouterr().err == f"error: {problem}\n"
 
@@ -274,6 +274,12 @@ def test_verify_shows_what_the_build_left_out(tmp_path, capsys):
 
 def test_llama_factory_entry_is_checked(folder):
     info = folder / "dataset_info.json"
+    built = info.read_text()
+    info.write_text(built.replace('"hf_hub_url": "ufkto"', '"hf_hub_url": "org/other"'))
+    assert verify_folder(folder) == [
+        "dataset_info.json: differs from the one the build's record gives: rebuild the folder"
+    ]
+    info.write_text(built)
     entry = json.loads(info.read_text())
     entry["ufkto"]["columns"]["kto_tag"] = "tag"
     info.write_text(json.dumps(entry))
