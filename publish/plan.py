@@ -18,7 +18,8 @@ from typing import Literal
 from publish.errors import PublishError
 from ultrafeedback_kto import one_line
 
-#: Marks a folder written by ``build`` and records what it was built for; never published.
+#: Marks a folder written by ``build`` and records the data its card is made from
+#: (`publish.card.write_record`), which ``verify`` and ``push`` read; never published.
 MARKER = ".ufkto-build.json"
 # Files of the build that describe the build itself and never leave the machine.
 PRIVATE_FILES = frozenset({MARKER, ".ms_upload_cache", ".ms_upload_progress"})

@@ -147,9 +147,8 @@ class HubRepo:
                 ) from None
             raise
         if args.create_pr:
-            print(
-                f"opened pull request {info.pr_url} ({info.pr_revision}, commit {info.oid}); {self.revision} is unchanged"
-            )
+            opened = f"opened pull request {info.pr_url} ({info.pr_revision}, commit {info.oid})"
+            print(f"{opened}; {self.revision} is unchanged")
             return None
         print(f"committed {info.oid}: {info.commit_url}")
         return info.oid
