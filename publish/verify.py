@@ -59,7 +59,8 @@ def verify_or_fail(folder: str | Path) -> None:
         for problem in problems:
             print(f"  {problem}", file=sys.stderr)
         raise PublishError(f"{folder} fails verification: {len(problems)} problem(s), listed above")
-    described = "; ".join(f"{name}: {_split_sizes(info)}" for name, info in inputs.infos.items())
+    by_name = sorted(inputs.infos.items())  # as the card's dataset_info lists them
+    described = "; ".join(f"{name}: {_split_sizes(info)}" for name, info in by_name)
     print(f"ok: {folder} ({described})")
     for split in inputs.stats:
         left_out = [f"{item.reason}: {item.count:,} {item.unit}s" for item in split.left_out]

@@ -48,7 +48,12 @@ def besides_the_edit(problems: list[str]) -> list[str]:
 def test_sound_folder_passes(sound_folder, capsys):
     assert verify_folder(sound_folder) == []
     assert main(["verify", str(sound_folder)]) == 0
-    assert capsys.readouterr().out.startswith(f"ok: {sound_folder} (")
+    sizes = "train 752 rows, test 48 rows"
+    assert capsys.readouterr().out.splitlines() == [
+        f"ok: {sound_folder} (conversational: {sizes}; default: {sizes})",
+        "  left out of train by the build: nothing",
+        "  left out of test by the build: nothing",
+    ]
 
 
 def test_missing_shard(folder):
