@@ -73,7 +73,7 @@ def _run(hub: LocalHub, env_dir: Path, argv: list[str], env: dict | None = None)
     return done
 
 
-def _build(hub: LocalHub, base: Path, name: str, *options: str) -> Path:
+def built_folder(hub: LocalHub, base: Path, name: str, *options: str) -> Path:
     out = base / name
     command = ["-m", "publish", "build", *BUILD_OPTIONS, *options, "--out", str(out)]
     done = _run(hub, base / f"env-{name}", command)
@@ -88,9 +88,9 @@ def builds(hub, tmp_path_factory) -> dict[str, Path]:
     sharded: the 400 sample pairs in 2+ shards per train split."""
     base = tmp_path_factory.mktemp("builds")
     folders = {
-        "one": _build(hub, base, "one"),
-        "other": _build(hub, base, "other", "--seed", "7"),
-        "sharded": _build(hub, base, "sharded", "--max-pairs", "400", "--max-shard-size", "200KB"),
+        "one": built_folder(hub, base, "one"),
+        "other": built_folder(hub, base, "other", "--seed", "7"),
+        "sharded": built_folder(hub, base, "sharded", "--max-pairs", "400", "--max-shard-size", "200KB"),
     }
     assert len(list((folders["sharded"] / "data").glob("train-*.parquet"))) >= 2
     assert len(list((folders["one"] / "data").glob("train-*.parquet"))) == 1
@@ -487,7 +487,7 @@ def test_a_build_without_the_default_config_removes_the_llama_factory_entry(hub,
     repo = "local-org/conversational-only"
     seed_with(hub, repo, builds["one"])
     assert "dataset_info.json" in remote(hub, repo)
-    conversational = _build(hub, tmp_path, "conversational", "--configs", "conversational")
+    conversational = built_folder(hub, tmp_path, "conversational", "--configs", "conversational")
     assert not (conversational / "dataset_info.json").exists()  # LLaMA-Factory reads the default config
     done = push(hub, tmp_path / "push", conversational, repo)
     assert done.returncode == 0, done.stderr

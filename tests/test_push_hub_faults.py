@@ -47,7 +47,7 @@ import pytest
 from tests.conftest import PROJECT
 from tests.hub_server import FAKE_TOKEN, LFS_SIGNATURE, LocalHub
 from tests.test_hub_server import http
-from tests.test_push_hub import LAUNCHER, _build, commit_posts, published, remote, seed_with, snapshot
+from tests.test_push_hub import LAUNCHER, built_folder, commit_posts, published, remote, seed_with, snapshot
 
 # Test-side patch (run by LAUNCHER before the command): huggingface_hub's backoff writes its
 # waits to a file, one a line, instead of sleeping them.
@@ -83,8 +83,8 @@ def builds(tmp_path_factory) -> dict[str, Path]:
     """new: 200 sample pairs; old: the same with another seed (same paths, other bytes)."""
     base = tmp_path_factory.mktemp("fault-builds")
     with LocalHub() as server, ThreadPoolExecutor(2) as pool:  # the hub only for its client environment
-        new = pool.submit(_build, server, base, "new")
-        old = pool.submit(_build, server, base, "old", "--seed", "7")
+        new = pool.submit(built_folder, server, base, "new")
+        old = pool.submit(built_folder, server, base, "old", "--seed", "7")
         return {"new": new.result(), "old": old.result()}
 
 
