@@ -150,7 +150,7 @@ REJECTED_ABOVE_CHOSEN = Reason("rejected rated above chosen")
 MISSING_RATING = Reason("missing rating", kind="option")
 EXCLUDED_SOURCE = Reason("source in exclude_sources", kind="option")
 SMALL_MARGIN = Reason("rating margin below min_rating_margin", kind="option")
-# Rules over a whole split (`_keep`): KTO learns from single examples, so the same completion
+# Rules over a whole split (`keep`): KTO learns from single examples, so the same completion
 # for the same prompt marked both desirable and undesirable would cancel out.
 CONTRADICTORY = Reason("contradictory labels", unit="example", kind="rule")
 DUPLICATE = Reason("duplicate example", unit="example", kind="rule")
