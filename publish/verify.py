@@ -13,6 +13,7 @@ legacy ``dataset_infos.json`` may be left (it breaks older ``datasets``).
 from __future__ import annotations
 
 import fnmatch
+import gc
 import itertools
 import json
 import re
@@ -298,6 +299,11 @@ def _label_problems(labels: list[bool], recorded: tuple[int, int] | None) -> lis
     return problems
 
 
+def _streamed_prompt_ids(folder: Path, name: str, split: str) -> list[str]:
+    streamed = datasets.load_dataset(str(folder), name, split=split, streaming=True)
+    return [row["prompt_id"] for row in streamed.select_columns(["prompt_id"])]
+
+
 def _load_problems(
     folder: Path, name: str, info: datasets.DatasetInfo, labels: dict[str, tuple[int, int]], distance: int
 ) -> list[str]:
@@ -318,9 +324,11 @@ def _load_problems(
             in_split = _label_problems(order["label"], labels.get(split))
             in_split += order_problems(order["prompt_id"], order["label"], distance) + _repeats(dataset)
             problems += [f"config {name!r} split {split!r}: {problem}" for problem in in_split]
-            streamed = datasets.load_dataset(str(folder), name, split=split, streaming=True)
-            streamed_ids = [row["prompt_id"] for row in streamed.select_columns(["prompt_id"])]
-            if streamed_ids != order["prompt_id"]:
+            if _streamed_prompt_ids(folder, name, split) != order["prompt_id"]:
                 problems.append(f"config {name!r} split {split!r}: streaming gives other rows or another order")
         del loaded
+        # A finished stream's parquet scanner keeps its threads until the garbage collector frees it;
+        # left to the interpreter's exit, Arrow is gone by then and the process aborts ("terminate
+        # called without an active exception", huggingface/datasets#7566, apache/arrow#34314).
+        gc.collect()
         return problems
