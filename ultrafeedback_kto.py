@@ -14,14 +14,11 @@ Use the builder class directly (``datasets`` 4.0 and later no longer run loading
     dataset = builder.as_dataset()                       # DatasetDict: train, test
     stream = builder.as_streaming_dataset(split="train")  # same rows, same order
 
-This file is self-contained (stdlib, ``datasets``, ``pyarrow``) so that it can be copied
-alone next to a training script. Top to bottom: the columns and the reasons for leaving
-data out; conversations in Arrow; the upstreams, whose `convert_pairs` and
-`convert_completions` hold every acceptance rule; then the build, stage by stage, as the
-builder's `_split_generators` calls them: 1. read the upstream files (`inspect_source`,
-`read_batches`); 2. convert every row once, each example filed where it waits (`Spill`,
-`convert_upstream`); 3. keep one example of each (`keep`); 4. order each split
-(`Arrangement`, `order_split`); 5. write the rows out (the builder's `_generate_tables`).
+Self-contained (stdlib, ``datasets``, ``pyarrow``), to be copied next to a training script.
+Top to bottom: columns and the reasons for leaving data out; conversations in Arrow; the
+upstreams, whose `convert_pairs` and `convert_completions` hold every acceptance rule; then
+the stages the builder's `_split_generators` calls: 1. read, 2. convert, 3. keep, 4. order,
+and 5. write (`_generate_tables`).
 """
 
 from __future__ import annotations
@@ -1284,47 +1281,6 @@ def _last_run(labels: list[bool], before: tuple[bool | None, int]) -> tuple[bool
     return labels[-1], length + (before[1] if length == len(labels) and before[0] == labels[-1] else 0)
 
 
-def closest_rows(prompt_ids: Sequence) -> tuple[int, int] | None:
-    """The positions of the two closest rows that share a prompt (None when no prompt has two)."""
-    latest, closest = {}, None
-    for position, prompt in enumerate(prompt_ids):
-        if prompt in latest and (closest is None or position - latest[prompt] < closest[1] - closest[0]):
-            closest = (latest[prompt], position)
-        latest[prompt] = position
-    return closest
-
-
-def order_problems(
-    prompt_ids: Sequence[str], labels: Sequence[bool], min_prompt_distance: int = 1000, window: int = 8
-) -> list[str]:
-    """What is wrong with a split's row order for KTO training (empty when nothing): two rows of
-    one prompt closer than `prompt_distance` allows and, when each label is at least a quarter
-    of the rows, ``window`` consecutive rows with one label only."""
-    problems = []
-    closest = closest_rows(prompt_ids)
-    if closest is not None:
-        first, second = closest
-        distance = prompt_distance(len(prompt_ids), max(Counter(prompt_ids).values()), min_prompt_distance)
-        if second - first < distance:
-            problems.append(
-                f"rows {first} and {second} share a prompt, {second - first} rows apart: "
-                f"a prompt's rows should be at least {distance} apart"
-            )
-    rows, desirable = len(labels), sum(map(bool, labels))
-    if rows and min(desirable, rows - desirable) >= rows / 4:
-        run = longest = end = 0
-        for position, label in enumerate(labels):
-            run = run + 1 if position and label == labels[position - 1] else 1
-            if run > longest:
-                longest, end = run, position
-        if longest >= window:
-            problems.append(
-                f"a run of {longest} rows with label={labels[end]} ends at row {end}; "
-                f"every {window} consecutive rows should hold both labels"
-            )
-    return problems
-
-
 def order_split(keys: pa.Table, windows: int, config: UltraFeedbackKTOConfig, split: str) -> list[pa.Array]:
     """The order of each of a split's windows: the rows of its file (``index``) that ``keys``
     (the `_KEYS` of the examples the split keeps, window by window) name, as they are written."""
@@ -1358,8 +1314,8 @@ def _option(default: Any, help: str) -> Any:
 
 @dataclasses.dataclass
 class UltraFeedbackKTOConfig(datasets.BuilderConfig):
-    """Options of the UltraFeedback KTO builder: each field's ``help`` says what it does (the
-    same text ``ufkto build --help`` shows); ``None`` leaves an option to the upstream.
+    """Options of the builder, each documented by its field's ``help`` (``ufkto build --help``
+    shows the same); ``None`` leaves an option to the upstream.
 
     | upstream | Hub repo | a row | examples | splits |
     |---|---|---|---|---|
@@ -1367,11 +1323,9 @@ class UltraFeedbackKTOConfig(datasets.BuilderConfig):
     | ``"openbmb"`` | openbmb/UltraFeedback | a prompt | each rated completion, with its ``annotations``; ratings 1 to 5 (the mean of its aspects) | by ``test_size`` |
     | ``"h4-binarized"`` | HuggingFaceH4/ultrafeedback_binarized | a pair | as argilla-cleaned; ratings are its scores, 1 to 10 | its own: ``train_prefs``, ``test_prefs`` |
 
-    Whatever the options, each split keeps one example of each (prompt, completion, label):
-    duplicates are left out, and a (prompt, completion) found with both labels is left out
-    altogether, counted as contradictory; a split left with one label, which KTO cannot train
-    on, stops the build. Every upstream row is read and converted before the first example
-    can be placed, so ``as_streaming_dataset`` reads the whole upstream once before it yields.
+    Whatever the options, a split keeps one example of each (prompt, completion, label), none of
+    a (prompt, completion) found with both labels, and stops the build when left with one label.
+    Streaming reads the whole upstream before the first row, as the order needs every row.
 
     Example::
 
@@ -1381,75 +1335,59 @@ class UltraFeedbackKTOConfig(datasets.BuilderConfig):
 
     format: Literal["standard", "conversational"] = _option(
         "standard",
-        "'standard': prompt and completion are strings. 'conversational': prompt is the list of {content, role} "
-        "messages before the final assistant turn, completion a list of that one message, as TRL expects. The "
-        "configs 'default' and 'conversational' set it.",
+        "'standard': prompt and completion are strings. 'conversational': lists of {content, role} messages, as TRL "
+        "expects (the prompt: every turn before the final assistant one). The configs 'default' and 'conversational'.",
     )
     upstream: Literal["argilla-cleaned", "openbmb", "h4-binarized"] = _option(
         "argilla-cleaned",
-        "The upstream dataset (the table of UltraFeedbackKTOConfig). Without data_files it is read from the Hub; data_files give files "
-        "with its columns (for h4-binarized keyed by its split names: {'train_prefs': ..., 'test_prefs': ...}).",
+        "The upstream (see UltraFeedbackKTOConfig), read from the Hub unless data_files give files with its columns "
+        "(keyed by h4-binarized's splits for it: {'train_prefs': ..., 'test_prefs': ...}).",
     )
-    upstream_revision: str = _option(
-        "main", "Branch, tag or commit of the upstream Hub repo, without data_files; pin a commit to reproduce a build."
-    )
+    upstream_revision: str = _option("main", "Branch, tag or commit of the upstream on the Hub, without data_files.")
     test_size: float | None = _option(
         None,
-        "Fraction of prompts in the test split, chosen by a stable hash of the prompt (split_of); 0 gives train only; "
-        "0.05 by default. Not for h4-binarized, whose splits are its own (a train prompt also in its test split is "
-        "left out of train). E.g. 0.1.",
+        "Fraction of prompts in test, by a stable hash of the prompt (split_of); 0: train only; 0.05 by default. Not "
+        "for h4-binarized, whose splits are its own (a train prompt also in its test split is left out of train).",
     )
     order: Literal["shuffled", "upstream"] = _option(
         "shuffled",
-        "'shuffled': each split shuffled as a whole, then arranged so that rows of one prompt are "
-        "min_prompt_distance rows apart and every 8 consecutive rows hold both labels (Arrangement). 'upstream': "
-        "upstream order, where neighbours share a prompt, which spoils the KL estimate of TRL's KTO trainer: for "
-        "inspecting the conversion, not for training.",
+        "'shuffled': rows of one prompt min_prompt_distance apart, every 8 consecutive rows with both labels "
+        "(Arrangement). 'upstream': to inspect the conversion; neighbours share a prompt, which spoils KTO's KL term.",
     )
     seed: int = _option(42, "Seed of the shuffle: the same seed gives the same order, streaming or not, any num_proc.")
     min_prompt_distance: int = _option(
         1000,
-        "The fewest rows between two rows of one prompt, so that no batch or chunk of up to that many rows, wherever "
-        "it starts, holds one prompt twice (TRL's KTO trainer and LLaMA-Factory pair each row with the completion of "
-        "another row of its batch for the KL term). A split too small for it keeps each prompt's rows as far apart "
-        "as it allows (prompt_distance). E.g. 2000.",
+        "The fewest rows between two rows of one prompt, so that no batch of up to that many rows holds a prompt twice "
+        "(TRL and LLaMA-Factory pair rows of a batch for the KL term); a split too small for it gets prompt_distance.",
     )
     label_rule: Literal["pairwise", "absolute", "best-vs-rest"] | None = _option(
         None,
-        "'pairwise' (pairs only; the default for pairs): chosen is desirable, rejected is not. 'absolute' (openbmb's "
-        "default): a completion is desirable when its own rating is at least desirable_threshold; pairs with a "
-        "missing rating are left out. 'best-vs-rest' (openbmb only): the completions with the prompt's best rating "
-        "are desirable; a prompt whose completions all tie is left out.",
+        "'pairwise' (pairs' default): chosen is desirable, rejected not. 'absolute' (openbmb's default): a rating of "
+        "at least desirable_threshold is desirable; pairs missing a rating are left out. 'best-vs-rest' (openbmb): "
+        "the prompt's best-rated completions are desirable; a prompt whose completions all tie is left out.",
     )
     desirable_threshold: float | None = _option(
         None,
         "With label_rule 'absolute': the lowest desirable rating, on the upstream's scale (1 to 5; h4-binarized's "
-        "scores 1 to 10), refused outside it; 4.0 by default, 8.0 for h4-binarized. E.g. 4.5.",
+        "scores 1 to 10); 4.0 by default, 8.0 for h4-binarized. E.g. 4.5.",
     )
     min_rating_margin: float | None = _option(
         None,
-        "Leave out pairs whose chosen rating exceeds the rejected one by less than this, and pairs with a missing "
-        "rating; pairs only. E.g. 1.0.",
+        "Leave out pairs whose chosen rating exceeds the rejected one by less than this, or miss a rating. E.g. 1.",
     )
     exclude_sources: tuple[str, ...] | None = _option(
         None,
-        "Leave out upstream rows of these sources; ('truthful_qa',) for openbmb by default (an evaluation set, which "
-        "Argilla's cleaning removed), else none. Not for h4-binarized, which has no source.",
+        "Leave out upstream rows of these sources; by default ('truthful_qa',) for openbmb (an evaluation set, which "
+        "Argilla's cleaning removed), else none. Not for h4-binarized, which names no source.",
     )
-    max_pairs: int | None = _option(
-        None, "Read only the first N upstream rows (pairs; prompts for openbmb; per split for h4-binarized)."
-    )
+    max_pairs: int | None = _option(None, "Read only the first N upstream rows (per split for h4-binarized).")
     on_bad_rows: Literal["error", "warn", "skip"] = _option(
         "warn",
-        "Malformed upstream rows: 'warn' leaves them out and logs one line per reason with its count and first "
-        "rows; 'skip' leaves them out silently; 'error' stops at the first, naming its file, row and reason. A file "
-        "unusable as a whole (missing, empty, unreadable, not UTF-8, missing or repeated columns, wrong types) always "
-        "stops the build before any row is written.",
+        "Malformed upstream rows: 'warn' leaves them out, logging each reason with its count and first rows; 'skip' "
+        "leaves them out silently; 'error' stops at the first. A file unusable as a whole always stops the build.",
     )
     shuffle_dir: str | None = _option(
-        None,
-        "Where converted examples wait while each split's order is decided, about the size of the dataset; the "
-        "system's temporary folder by default.",
+        None, "Where examples wait while the order is decided (about the dataset's size); by default the temp folder."
     )
 
     def __post_init__(self):

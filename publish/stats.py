@@ -10,12 +10,13 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
-from collections.abc import Iterable
+from collections import Counter
+from collections.abc import Iterable, Sequence
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ultrafeedback_kto import SplitReport, closest_rows
+from ultrafeedback_kto import SplitReport, prompt_distance
 
 #: The aspects of openbmb/UltraFeedback's annotations, each rated "1" to "5" or "N/A".
 ASPECTS = ("helpfulness", "honesty", "instruction_following", "truthfulness")
@@ -201,3 +202,44 @@ def size_category(rows: int) -> str:
         if rows < bound:
             return category
     return "1B<n<10B"
+
+
+def closest_rows(prompt_ids: Sequence) -> tuple[int, int] | None:
+    """The positions of the two closest rows that share a prompt (None when no prompt has two)."""
+    latest, closest = {}, None
+    for position, prompt in enumerate(prompt_ids):
+        if prompt in latest and (closest is None or position - latest[prompt] < closest[1] - closest[0]):
+            closest = (latest[prompt], position)
+        latest[prompt] = position
+    return closest
+
+
+def order_problems(
+    prompt_ids: Sequence[str], labels: Sequence[bool], min_prompt_distance: int = 1000, window: int = 8
+) -> list[str]:
+    """What is wrong with a split's row order for KTO training (empty when nothing): two rows of
+    one prompt closer than `prompt_distance` allows and, when each label is at least a quarter
+    of the rows, ``window`` consecutive rows with one label only."""
+    problems = []
+    closest = closest_rows(prompt_ids)
+    if closest is not None:
+        first, second = closest
+        distance = prompt_distance(len(prompt_ids), max(Counter(prompt_ids).values()), min_prompt_distance)
+        if second - first < distance:
+            problems.append(
+                f"rows {first} and {second} share a prompt, {second - first} rows apart: "
+                f"a prompt's rows should be at least {distance} apart"
+            )
+    rows, desirable = len(labels), sum(map(bool, labels))
+    if rows and min(desirable, rows - desirable) >= rows / 4:
+        run = longest = end = 0
+        for position, label in enumerate(labels):
+            run = run + 1 if position and label == labels[position - 1] else 1
+            if run > longest:
+                longest, end = run, position
+        if longest >= window:
+            problems.append(
+                f"a run of {longest} rows with label={labels[end]} ends at row {end}; "
+                f"every {window} consecutive rows should hold both labels"
+            )
+    return problems

@@ -32,8 +32,8 @@ from huggingface_hub import DatasetCard
 import publish
 from publish.card import DATASET_INFO, DATASET_INFO_ENTRY, CardInputs, read_record, rendered_files
 from publish.errors import PublishError
-from publish.stats import size_category
-from ultrafeedback_kto import one_line, order_problems
+from publish.stats import order_problems, size_category
+from ultrafeedback_kto import one_line
 
 REQUIRED_METADATA = tuple(
     "pretty_name license language task_categories tags size_categories source_datasets configs dataset_info".split()

@@ -11,11 +11,12 @@ import pyarrow.parquet as pq
 import pytest
 
 import ultrafeedback_kto
+from publish.stats import order_problems
 from tests.conftest import build, make_builder, stream
 from tests.reference import prompt_id, render_prompt
 from tests.trl_reference import trl_examples
 from tools.sample import generate_table, write_upstream
-from ultrafeedback_kto import order_problems, split_of
+from ultrafeedback_kto import split_of
 
 
 def upstream_prompt_ids(table) -> list[str]:

@@ -8,8 +8,9 @@ from collections import Counter
 
 import pytest
 
+from publish.stats import closest_rows, order_problems
 from tests.conftest import build
-from ultrafeedback_kto import Arrangement, closest_rows, order_problems, prompt_distance
+from ultrafeedback_kto import Arrangement, prompt_distance
 
 
 def trl_kl_partners(rows: int, batch_size: int, shards: int = 1) -> list[int]:

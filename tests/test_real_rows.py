@@ -9,9 +9,9 @@ import datasets
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from publish.stats import order_problems
 from tests.conftest import build, real_file
 from tests.trl_reference import trl_examples
-from ultrafeedback_kto import order_problems
 
 
 def real_upstream(tmp_path):

@@ -10,10 +10,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from publish.stats import order_problems
 from tests.conftest import build, make_builder, stream
 from tests.reference import prompt_id
 from tools.sample_family import generate_h4_tables, generate_openbmb_table, write_h4, write_openbmb
-from ultrafeedback_kto import UltraFeedbackKTOConfig, UpstreamError, order_problems
+from ultrafeedback_kto import UltraFeedbackKTOConfig, UpstreamError
 
 S = datasets.Value("string")
 #: The annotations struct as openbmb/UltraFeedback and the seed dataset declare it (shared/data/README.md).
