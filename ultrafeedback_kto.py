@@ -332,33 +332,27 @@ def _one_message_lists(content, role: str) -> pa.Array:
 
 
 def _sha256(strings) -> list[bytes]:
-    """The sha256 of each text's UTF-8 bytes."""
-    return [hashlib.sha256(text).digest() for text in _utf8(strings)]
-
-
-def _as_keys(digests: list[bytes]) -> pa.Array:
-    return pa.array([int.from_bytes(digest[:8], "little", signed=True) for digest in digests], pa.int64())
-
-
-def _digests(strings) -> tuple[pa.Array, pa.Array]:
-    """The hex sha256 of each text (``prompt_id``: of the ``default`` config's prompt, so equal
-    prompts share an id), and its `_keys`."""
-    digests = _sha256(strings)
-    return pa.array([digest.hex() for digest in digests], pa.string()), _as_keys(digests)
+    """The sha256 of each text's UTF-8 bytes, read from the Arrow buffers (no Python strings made)."""
+    strings = pa.concat_arrays([pc.cast(_array(strings), pa.string())])  # offsets from 0
+    _, offsets, data = strings.buffers()
+    offsets = memoryview(offsets).cast("i")[: len(strings) + 1]
+    data = memoryview(data) if data is not None else memoryview(b"")
+    return [hashlib.sha256(data[start:end]).digest() for start, end in zip(offsets, offsets[1:], strict=False)]
 
 
 def _keys(strings) -> pa.Array:
     """A 64-bit key of each text: the first bytes of its sha256."""
-    return _as_keys(_sha256(strings))
+    return _first_bytes(_sha256(strings))
 
 
-def _utf8(strings) -> Iterator[memoryview]:
-    """The UTF-8 bytes of each (non-null) string, without making Python strings of them."""
-    strings = pa.concat_arrays([pc.cast(_array(strings), pa.string())])
-    _, offsets, data = strings.buffers()
-    offsets = memoryview(offsets).cast("i")[: len(strings) + 1]
-    data = memoryview(data) if data is not None else memoryview(b"")
-    return (data[start:end] for start, end in zip(offsets, offsets[1:], strict=False))
+def _first_bytes(digests: list[bytes]) -> pa.Array:
+    return pa.array([int.from_bytes(digest[:8], "little", signed=True) for digest in digests], pa.int64())
+
+
+def _digests(strings) -> tuple[pa.Array, pa.Array]:
+    """The hex sha256 of each text (``prompt_id``: equal prompts share it) and its `_keys`."""
+    digests = _sha256(strings)
+    return pa.array([digest.hex() for digest in digests], pa.string()), _first_bytes(digests)
 
 
 # ---------------------------------------------------------------------------------------

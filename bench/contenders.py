@@ -46,7 +46,7 @@ def publish_build(upstream: str, work: Path) -> dict:
     subprocess.run(command, cwd=PROJECT, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     import pyarrow.parquet as pq
 
-    from ultrafeedback_kto import closest_rows
+    from publish.stats import closest_rows
 
     # Not a speed figure: how far apart the order kept the closest two rows of one prompt in train.
     train = sorted((out / "data").glob("train-*.parquet"))
