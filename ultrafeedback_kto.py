@@ -652,6 +652,8 @@ WRONG_TYPE = Reason("a value of the wrong type")
 
 NOT_UNICODE = Reason("text that is not valid Unicode (a lone surrogate)")
 
+NOT_UTF8 = Reason("text that is not valid UTF-8")
+
 
 def _file_format(name: str) -> str:
     lowered = name.lower().split("?")[0]
@@ -780,10 +782,10 @@ def _not_utf8(name: str, path: str) -> UpstreamError:
 
 def read_batches(name: str, path: str, schema: pa.Schema, unit: str, blanks: list[int]) -> Iterator[tuple]:
     """An upstream file's rows in batches, in file order, with the upstream's ``schema``, and
-    for each batch the ``(row, reason)`` of rows that could not be read as that schema
-    (JSON Lines only: a line that is not a JSON object, a value of the wrong type, text that
-    is not Unicode; such a row is all nulls in the table; ``unit`` is what a row is, in
-    words). A blank line is no row: ``blanks`` gets the number of rows above each."""
+    for each batch the ``(row, reason)`` of rows that cannot be used as read: in parquet, text
+    that is not UTF-8; in JSON Lines, a line that is not a JSON object (such a row is all nulls
+    in the table), a value of the wrong type or text that is not Unicode (``unit``: what a row
+    is, in words). A blank line is no row: ``blanks`` gets the number of rows above each."""
     file_format = _file_format(name)
     try:
         with open(path, "rb") as f:
@@ -792,7 +794,8 @@ def read_batches(name: str, path: str, schema: pa.Schema, unit: str, blanks: lis
                 # not whole row groups (which may be hundreds of MB).
                 parquet = pq.ParquetFile(f, pre_buffer=False, buffer_size=1 << 20)
                 for batch in parquet.iter_batches(batch_size=_BATCH_ROWS, columns=schema.names, use_threads=False):
-                    yield pa.Table.from_batches([batch]).cast(schema), []
+                    table = pa.Table.from_batches([batch]).cast(schema)
+                    yield table, _not_utf8_rows(table, unit)
                 return
             # A blank line is no row: the rows above it (lines less blank lines) go to ``blanks``,
             # whose ``append`` gives None, which skips it.
@@ -803,6 +806,24 @@ def read_batches(name: str, path: str, schema: pa.Schema, unit: str, blanks: lis
         raise _not_utf8(name, path) from None
     except (pa.ArrowException, OSError) as error:
         raise UpstreamError(f"{name}: unreadable {file_format} file ({one_line(error)})") from None
+
+
+def _not_utf8_rows(table: pa.Table, unit: str) -> list[tuple[int, Reason]]:
+    """The rows of a parquet batch with text that is not UTF-8. Parquet keeps a string's bytes as
+    written, and such a row, left in, would fail every reader of the built dataset (a
+    UnicodeDecodeError). Checked for the whole batch at once; the rare rows found one by one."""
+    try:
+        table.validate(full=True)
+        return []
+    except pa.ArrowInvalid:
+        pass
+    bad = []
+    for row in range(len(table)):
+        try:
+            table.slice(row, 1).to_pylist()  # a slice validates its lists' whole children: decode the row
+        except UnicodeDecodeError:
+            bad.append((row, dataclasses.replace(NOT_UTF8, unit=unit)))
+    return bad
 
 
 def _json_rows(lines: list[bytes], schema: pa.Schema, unit: str) -> tuple[pa.Table, list[tuple[int, Reason]]]:
@@ -1070,7 +1091,7 @@ def _convert_batch(
     in_split = ["test" if test else "train" for test in tests.to_pylist()]
     for split in set(in_split):
         reports[split].read += in_split.count(split)
-    left_out = list(unread)  # an unread row is all nulls in the batch: its reason is the reading's
+    left_out = list(unread)  # a row that could not be read is not converted: its reason is the reading's
     unread_rows = pa.array([r for r, _ in unread], pa.int64())
     rows = pc.indices_nonzero(pc.invert(pc.is_in(pa.array(range(len(batch))), unread_rows)))
     if config.exclude_sources:

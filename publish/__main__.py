@@ -40,7 +40,7 @@ def _parser() -> argparse.ArgumentParser:
         "--max-shard-size, a source that is missing, a folder or no split of the upstream, an option out of "
         "range (a --desirable-threshold outside the upstream's rating scale); and before anything is written, "
         "a split left with a single label (KTO needs both). Malformed rows (a rating outside the upstream's "
-        "scale, a lone surrogate in JSON Lines, ...) follow --on-bad-rows.",
+        "scale, a lone surrogate in JSON Lines, bytes that are not UTF-8 in parquet, ...) follow --on-bad-rows.",
     )
     source = build.add_mutually_exclusive_group()
     sources = (

@@ -283,6 +283,22 @@ def _repeats(dataset: datasets.Dataset) -> list[str]:
     )
 
 
+def _text_problems(table: pa.Table) -> list[str]:
+    """Text whose bytes are not UTF-8, which every reader of the split fails on (a UnicodeDecodeError):
+    checked for the whole split at once, the first such row then found row by row."""
+    try:
+        table.validate(full=True)
+        return []
+    except pa.ArrowInvalid as error:
+        invalid = f"invalid Arrow data ({one_line(error)})"
+    for row in range(table.num_rows):
+        try:
+            table.slice(row, 1).to_pylist()
+        except UnicodeDecodeError:
+            return [f"row {row} holds text that is not valid UTF-8, on which every reader fails"]
+    return [invalid]
+
+
 def _label_problems(labels: list[bool], recorded: tuple[int, int] | None) -> list[str]:
     """A split with one label cannot train KTO; and the build's counts are what its card tells users."""
     desirable = sum(labels)
@@ -323,6 +339,7 @@ def _load_problems(
             order = dataset.select_columns(["prompt_id", "label"]).to_dict()
             in_split = _label_problems(order["label"], labels.get(split))
             in_split += order_problems(order["prompt_id"], order["label"], distance) + _repeats(dataset)
+            in_split += _text_problems(dataset.data.table)
             problems += [f"config {name!r} split {split!r}: {problem}" for problem in in_split]
             if _streamed_prompt_ids(folder, name, split) != order["prompt_id"]:
                 problems.append(f"config {name!r} split {split!r}: streaming gives other rows or another order")

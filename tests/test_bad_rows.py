@@ -1,4 +1,5 @@
-"""Rows the builder cannot use, as a user meets them: text that is not Unicode and ratings off
+"""Rows the builder cannot use, as a user meets them: text that is not Unicode (a lone surrogate
+in JSON Lines, bytes that are not UTF-8 in parquet) and ratings off
 the upstream's scale follow on_bad_rows; every message names the line an editor shows in JSON
 Lines and the row in parquet; a threshold off the scale, or a split left with one label, is
 refused before any row is written."""
@@ -10,6 +11,7 @@ import logging
 import re
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
@@ -19,6 +21,7 @@ from tools.sample import generate_table
 from tools.sample_family import generate_h4_tables
 
 SURROGATE = "text that is not valid Unicode (a lone surrogate)"
+NOT_UTF8 = "text that is not valid UTF-8"
 
 
 def warnings_of(caplog) -> str:
@@ -61,6 +64,45 @@ def test_a_lone_surrogate_stops_the_build_with_error_naming_file_and_line(tmp_pa
     path = with_lone_surrogates(tmp_path, pairs)
     message = failed_build(tmp_path, path, test_size=0, on_bad_rows="error")
     assert message.startswith(f"{path} line 6: {SURROGATE} (on_bad_rows='error'")
+
+
+def as_text(values: list[bytes]) -> pa.Array:
+    """Bytes as a string column, unchecked: parquet keeps a string's bytes as written."""
+    return pa.array(values, pa.binary()).view(pa.string())
+
+
+def with_invalid_utf8(tmp_path, pairs):
+    """Parquet whose row 5's chosen answer starts with the byte 0xff and whose row 1050's rejected
+    model ends in a cut two-byte character, as text decoded with the wrong encoding has."""
+    chosen = pairs.column("chosen").combine_chunks()
+    content = pc.struct_field(chosen.values, "content").cast(pa.binary()).to_pylist()
+    content[chosen.offsets[6].as_py() - 1] = b"\xff" + content[chosen.offsets[6].as_py() - 1]
+    messages = pa.StructArray.from_arrays(
+        [as_text(content), pc.struct_field(chosen.values, "role")], ["content", "role"]
+    )
+    models = pairs.column("rejected-model").cast(pa.binary()).to_pylist()
+    models[1050] += b"\xc3"
+    table = pairs.set_column(2, "chosen", pa.ListArray.from_arrays(chosen.offsets, messages))
+    table = table.set_column(table.schema.get_field_index("rejected-model"), "rejected-model", as_text(models))
+    path = tmp_path / "scraped.parquet"
+    pq.write_table(table, path)
+    return path
+
+
+def test_parquet_text_that_is_not_utf8_is_a_malformed_row_and_every_built_row_reads(tmp_path, pairs, caplog):
+    path = with_invalid_utf8(tmp_path, pairs)
+    with caplog.at_level(logging.WARNING):
+        built = build(tmp_path / "cache", path, test_size=0)
+    assert built["train"].num_rows == 2 * (1_100 - 2)
+    assert f"{NOT_UTF8}: 2 pair(s) (first at {path} row 5; {path} row 1050)" in warnings_of(caplog)
+    rows = built["train"].to_list()  # before, a UnicodeDecodeError here, in every reader of the dataset
+    assert len(rows) == built["train"].num_rows
+
+
+def test_parquet_text_that_is_not_utf8_stops_the_build_with_error_naming_file_and_row(tmp_path, pairs):
+    path = with_invalid_utf8(tmp_path, pairs)
+    message = failed_build(tmp_path, path, test_size=0, on_bad_rows="error")
+    assert message.startswith(f"{path} row 5: {NOT_UTF8} (on_bad_rows='error'")
 
 
 def test_json_lines_messages_name_the_line_an_editor_shows_and_parquet_the_row(tmp_path, caplog):

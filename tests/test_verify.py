@@ -257,6 +257,19 @@ def test_duplicates_and_contradictions_are_named(folder):
     ]
 
 
+def test_text_that_is_not_utf8_is_named_by_its_row(folder):
+    # A folder built before the builder checked parquet text: every reader fails on row 7.
+    def undecodable(table):
+        completions = table.column("completion").cast(pa.binary()).to_pylist()
+        completions[7] = b"\xff" + completions[7]
+        return table.set_column(1, "completion", pa.array(completions, pa.binary()).view(pa.string()))
+
+    rewrite_shard(folder, undecodable)
+    assert verify_folder(folder) == [
+        "config 'default' split 'train': row 7 holds text that is not valid UTF-8, on which every reader fails"
+    ]
+
+
 def test_verify_shows_what_the_build_left_out(tmp_path, capsys):
     from tests.test_bad_input import bad_rows_file
     from tests.test_build import SAMPLE
