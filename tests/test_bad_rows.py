@@ -44,26 +44,12 @@ def with_lone_surrogates(tmp_path, pairs):
     return path
 
 
-def test_a_lone_surrogate_is_a_malformed_row_left_out_with_a_warning(tmp_path, pairs, caplog):
-    path = with_lone_surrogates(tmp_path, pairs)
-    with caplog.at_level(logging.WARNING):
-        built = build(tmp_path / "cache", path, test_size=0)
-    assert built["train"].num_rows == 2 * (1_100 - 2)
-    assert f"{SURROGATE}: 2 pair(s) (first at {path} line 6; {path} line 1051)" in warnings_of(caplog)
-
-
 def test_a_lone_surrogate_is_left_out_silently_with_skip(tmp_path, pairs, caplog):
     path = with_lone_surrogates(tmp_path, pairs)
     with caplog.at_level(logging.WARNING):
         built = build(tmp_path / "cache", path, test_size=0, on_bad_rows="skip")
     assert built["train"].num_rows == 2 * (1_100 - 2)
     assert SURROGATE not in warnings_of(caplog)
-
-
-def test_a_lone_surrogate_stops_the_build_with_error_naming_file_and_line(tmp_path, pairs):
-    path = with_lone_surrogates(tmp_path, pairs)
-    message = failed_build(tmp_path, path, test_size=0, on_bad_rows="error")
-    assert message.startswith(f"{path} line 6: {SURROGATE} (on_bad_rows='error'")
 
 
 def as_text(values: list[bytes]) -> pa.Array:
@@ -89,20 +75,32 @@ def with_invalid_utf8(tmp_path, pairs):
     return path
 
 
-def test_parquet_text_that_is_not_utf8_is_a_malformed_row_and_every_built_row_reads(tmp_path, pairs, caplog):
-    path = with_invalid_utf8(tmp_path, pairs)
+#: Text that is not Unicode, as each format holds it, and where the two bad rows are, as messages name them.
+NOT_UNICODE = [
+    pytest.param(with_lone_surrogates, SURROGATE, ("line 6", "line 1051"), id="jsonl-lone-surrogate"),
+    pytest.param(with_invalid_utf8, NOT_UTF8, ("row 5", "row 1050"), id="parquet-not-utf8"),
+]
+
+
+@pytest.mark.parametrize(("write", "reason", "places"), NOT_UNICODE)
+def test_text_that_is_not_unicode_is_a_malformed_row_left_out_with_a_warning(
+    tmp_path, pairs, caplog, write, reason, places
+):
+    path = write(tmp_path, pairs)
     with caplog.at_level(logging.WARNING):
         built = build(tmp_path / "cache", path, test_size=0)
     assert built["train"].num_rows == 2 * (1_100 - 2)
-    assert f"{NOT_UTF8}: 2 pair(s) (first at {path} row 5; {path} row 1050)" in warnings_of(caplog)
-    rows = built["train"].to_list()  # before, a UnicodeDecodeError here, in every reader of the dataset
-    assert len(rows) == built["train"].num_rows
+    assert f"{reason}: 2 pair(s) (first at {path} {places[0]}; {path} {places[1]})" in warnings_of(caplog)
+    assert len(built["train"].to_list()) == built["train"].num_rows  # every row reads (parquet's used not to)
 
 
-def test_parquet_text_that_is_not_utf8_stops_the_build_with_error_naming_file_and_row(tmp_path, pairs):
-    path = with_invalid_utf8(tmp_path, pairs)
+@pytest.mark.parametrize(("write", "reason", "places"), NOT_UNICODE)
+def test_text_that_is_not_unicode_stops_the_build_with_error_naming_file_and_row(
+    tmp_path, pairs, write, reason, places
+):
+    path = write(tmp_path, pairs)
     message = failed_build(tmp_path, path, test_size=0, on_bad_rows="error")
-    assert message.startswith(f"{path} row 5: {NOT_UTF8} (on_bad_rows='error'")
+    assert message.startswith(f"{path} {places[0]}: {reason} (on_bad_rows='error'")
 
 
 def test_json_lines_messages_name_the_line_an_editor_shows_and_parquet_the_row(tmp_path, caplog):
