@@ -467,7 +467,10 @@ def _reproduce(inputs: CardInputs) -> str:
     elif provenance.source == "sample":
         source = f"ufkto's generated sample of `{repo}` (`{'`, `'.join(provenance.source_files)}`): not real data"
     else:
-        source = f"local files of `{repo}`: " + ", ".join(f"`{name}`" for name in provenance.source_files)
+        remote = any("://" in name for name in provenance.source_files)  # http(s) sources are no local files
+        source = f"{'files' if remote else 'local files'} of `{repo}`: " + ", ".join(
+            f"`{name}`" for name in provenance.source_files
+        )
     # What decides the rows: every option as applied but the format (the config's), where
     # files wait (shuffle_dir) and the upstream revision (the commit named above).
     deciding = [name for name in BUILDER_OPTIONS if name not in ("format", "shuffle_dir", "upstream_revision")]

@@ -26,6 +26,7 @@ from tests.conftest import PROJECT, build, files_of
 from tests.network_guard import blocked, guard
 from tests.test_bad_input import bad_rows_file
 from tools.sample import write_upstream
+from ultrafeedback_kto import UPSTREAM_REPO
 
 SAMPLE = PROJECT / "publish" / "samples" / "ultrafeedback-sample.parquet"
 EXPECTED_FILES = [
@@ -347,6 +348,8 @@ def test_a_source_over_http_is_read(tmp_path):
     assert blocked(tmp_path / "guard") == []
     direct = build(tmp_path / "direct", SAMPLE)["train"].to_list()
     assert pq.read_table(tmp_path / "ufkto" / "data" / "train-00000-of-00001.parquet").to_pylist() == direct
+    card = (tmp_path / "ufkto" / "README.md").read_text()
+    assert f"files of `{UPSTREAM_REPO}`: `{url}`" in card and "local files" not in card
 
 
 @contextlib.contextmanager
