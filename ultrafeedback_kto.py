@@ -109,6 +109,7 @@ ANNOTATIONS = {
 
 
 _ANNOTATIONS_TYPE = datasets.Features({"annotations": ANNOTATIONS}).arrow_schema.field("annotations").type
+_COMPLETION = pa.struct([("annotations", _ANNOTATIONS_TYPE), ("model", pa.string()), ("response", pa.string())])
 
 
 def features(format: str, upstream: str = "argilla-cleaned") -> datasets.Features:
@@ -591,18 +592,7 @@ UPSTREAMS = {
         repo="openbmb/UltraFeedback",
         files={"train": "*.parquet"},
         schema=pa.schema(
-            [
-                ("source", pa.string()),
-                ("instruction", pa.string()),
-                (
-                    "completions",
-                    pa.list_(
-                        pa.struct(
-                            [("annotations", _ANNOTATIONS_TYPE), ("model", pa.string()), ("response", pa.string())]
-                        )
-                    ),
-                ),
-            ]
+            [("source", pa.string()), ("instruction", pa.string()), ("completions", pa.list_(_COMPLETION))]
         ),
         convert=convert_completions,
         row="prompt",
