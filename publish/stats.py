@@ -2,7 +2,8 @@
 
 Everything here is a pure function of the Arrow table of a split (any config: the columns
 ``label``, ``source``, ``model`` and ``average_rating`` are the same in both) and the
-builder's report of what it left out.
+builder's report of what it left out; `closest_rows` and `order_problems` check the order a
+built split keeps (the builder's promise: rows of one prompt far apart, labels mixed).
 """
 
 from __future__ import annotations
