@@ -909,9 +909,12 @@ _KEYS = pa.schema(
 )
 
 
-def _windows(example_keys: pa.Array, seed: int, count: int) -> pa.Array:
-    """The window of each example, a hash of its key and the seed. A prompt's rows scatter over
-    the windows, so that even a prompt with many rows can keep them far apart."""
+def _windows(prompt_keys: pa.Array, dealt: pa.Array, seed: int, count: int) -> pa.Array:
+    """The window of each example: a prompt's examples are dealt to the windows in turn (``dealt``:
+    how many of its prompt's examples came before it), from a window a hash of the prompt key and
+    the seed picks. No window then holds more than its share of a prompt's rows, so that even
+    prompts with many rows can keep them far apart (`Arrangement`); a hash of each example let
+    some windows draw many more, and rows of one prompt ended up side by side."""
 
     def uint64(value: int) -> pa.Scalar:
         return pa.scalar(value, pa.uint64())
@@ -919,11 +922,11 @@ def _windows(example_keys: pa.Array, seed: int, count: int) -> pa.Array:
     seed_key = int.from_bytes(hashlib.sha256(str(seed).encode()).digest()[:8], "little")
     # Multiplying by an odd constant (wrapping) mixes the seed into the high bits, which pick the window.
     mixed = pc.multiply(
-        pc.bit_wise_xor(pc.cast(example_keys, pa.uint64(), safe=False), uint64(seed_key)), uint64(0x9E3779B97F4A7C15)
+        pc.bit_wise_xor(pc.cast(prompt_keys, pa.uint64(), safe=False), uint64(seed_key)), uint64(0x9E3779B97F4A7C15)
     )
-    return pc.cast(
-        pc.shift_right(pc.multiply(pc.shift_right(mixed, uint64(32)), uint64(count)), uint64(32)), pa.int64()
-    )
+    first = pc.shift_right(pc.multiply(pc.shift_right(mixed, uint64(32)), uint64(count)), uint64(32))
+    turn = pc.add(pc.cast(first, pa.int64()), dealt)
+    return pc.subtract(turn, pc.multiply(pc.divide(turn, count), count))  # modulo count
 
 
 class Spill:
@@ -937,6 +940,7 @@ class Spill:
         self.windows, self.config = windows, config  # windows: per split, how many
         self.files: dict[str, tuple[pa.NativeFile, pa.ipc.RecordBatchFileWriter, list[int]]] = {}  # and rows written
         self._keys: dict[str, list[pa.Table]] = {}
+        self._dealt: Counter = Counter()  # prompt key -> its examples filed so far
 
     def __reduce__(self):
         # Worker processes (num_proc) get the folder's name only: they never remove it.
@@ -946,8 +950,8 @@ class Spill:
         return os.path.join(self.folder.name, f"{split}-{window:05d}.arrow")
 
     def file(self, examples: pa.Table, test: pa.Array) -> None:
-        """Write each example (in ``test`` or not) to its split's window: a hash of the example
-        and the seed, or with ``order="upstream"`` a run of consecutive upstream rows."""
+        """Write each example (in ``test`` or not) to its split's window (`_windows`), or with
+        ``order="upstream"`` to a run of consecutive upstream rows."""
         if not len(examples):
             return
         config = self.config
@@ -957,8 +961,13 @@ class Spill:
             run = pc.divide(examples.column("_row"), rows)
             window = {split: pc.min_element_wise(run, count - 1) for split, count in windows.items()}
         else:
-            example_keys = pc.bit_wise_xor(examples.column("_prompt_key"), examples.column("_completion_key"))
-            window = {split: _windows(example_keys, config.seed, count) for split, count in windows.items()}
+            prompt_keys = examples.column("_prompt_key")
+            dealt = []
+            for key in prompt_keys.to_pylist():
+                dealt.append(self._dealt[key])
+                self._dealt[key] += 1
+            dealt = pa.array(dealt, pa.int64())
+            window = {split: _windows(prompt_keys, dealt, config.seed, count) for split, count in windows.items()}
         # One number per (split, window), to file every example of the batch with one take.
         in_split = pc.if_else(test, window["test"], window["train"])
         filed = pc.if_else(test, pc.add(in_split, windows["train"]), in_split)

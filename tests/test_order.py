@@ -6,10 +6,13 @@ from __future__ import annotations
 import random
 from collections import Counter
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from publish.stats import closest_rows, order_problems
 from tests.conftest import build
+from tools.sample import generate_table
 from ultrafeedback_kto import Arrangement, prompt_distance
 
 
@@ -49,15 +52,16 @@ def rows_with_repeats(prompts: int, rng: random.Random, repeat_share: float = 0.
 
 
 def arranged(prompt_ids, labels, seed: int = 0, min_prompt_distance: int = 1000):
-    """The rows in the order `Arrangement` gives, as the builder calls it: the split dealt at
-    random into windows of about 8,192 rows, one window after the other."""
+    """The rows in the order `Arrangement` gives, as the builder calls it: each prompt's rows
+    dealt to windows of about 8,192 rows in turn from a random one, the windows one after the other."""
     rng = random.Random(seed)
     windows = -(-len(prompt_ids) // 8_192)
     most = max(Counter(prompt_ids).values())
     arrangement = Arrangement(prompt_distance(len(prompt_ids), most, min_prompt_distance), rng)
-    dealt = [[] for _ in range(windows)]
-    for row in range(len(prompt_ids)):
-        dealt[rng.randrange(windows)].append(row)
+    dealt, turn = [[] for _ in range(windows)], {}
+    for row, prompt in enumerate(prompt_ids):
+        turn[prompt] = turn[prompt] + 1 if prompt in turn else rng.randrange(windows)
+        dealt[turn[prompt] % windows].append(row)
     order = []
     for rows in dealt:
         window_order = arrangement.window([prompt_ids[r] for r in rows], [labels[r] for r in rows])
@@ -94,6 +98,26 @@ def test_the_closest_rows_of_one_prompt_are_as_far_apart_as_the_split_allows(bui
 def test_every_split_keeps_rows_of_one_prompt_apart_and_labels_mixed(built_10k):
     for dataset in built_10k.values():
         assert order_problems(dataset["prompt_id"], dataset["label"]) == []
+
+
+def test_prompts_that_all_have_many_rows_keep_them_apart_through_the_builder(tmp_path):
+    # Ten pairs for every prompt (five completions, every pair of them, as people binarize raw
+    # preference data): 30,000 rows in four windows, each prompt with 20. Dealt to the windows
+    # by a hash of each example, some windows drew more of a prompt's rows than they could hold
+    # apart, and rows of one prompt came side by side, which TRL pairs for the KL term.
+    pairs = generate_table(15_000, seed=7).to_pylist()
+    for i, pair in enumerate(pairs):
+        prompt = f"{pairs[i - i % 10]['prompt']} ({i // 10})"  # the generator repeats some prompts
+        pair["prompt"] = pair["chosen"][0]["content"] = pair["rejected"][0]["content"] = prompt
+    path = tmp_path / "ten-pairs-a-prompt.parquet"
+    pq.write_table(pa.Table.from_pylist(pairs, schema=generate_table(1).schema), path)
+    for split, dataset in build(tmp_path / "cache", path).items():
+        prompt_ids = dataset["prompt_id"]
+        most = max(Counter(prompt_ids).values())  # 20, or 18 where the generator's broken pairs are left out
+        first, second = closest_rows(prompt_ids)
+        assert most >= 18 and second - first >= prompt_distance(len(prompt_ids), most, 1_000), split
+        assert order_problems(prompt_ids, dataset["label"]) == [], split
+        assert matched_kl_pairs(prompt_ids, 8) == [], split
 
 
 def test_rows_of_one_prompt_are_at_least_1000_apart_at_the_real_size():
