@@ -1350,14 +1350,17 @@ class UltraFeedbackKTOConfig(datasets.BuilderConfig):
     format: Literal["standard", "conversational"] = _option(
         "standard",
         "'standard': prompt and completion are strings. 'conversational': lists of {content, role} messages, as TRL "
-        "expects (the prompt: every turn before the final assistant one). The configs 'default' and 'conversational'.",
+        "expects (the prompt: every turn before the final assistant one). Set by the configs of those names.",
     )
     upstream: Literal["argilla-cleaned", "openbmb", "h4-binarized"] = _option(
         "argilla-cleaned",
         "The upstream (see UltraFeedbackKTOConfig), read from the Hub unless data_files give files with its columns "
         "(keyed by h4-binarized's splits for it: {'train_prefs': ..., 'test_prefs': ...}).",
     )
-    upstream_revision: str = _option("main", "Branch, tag or commit of the upstream on the Hub, without data_files.")
+    upstream_revision: str = _option(
+        "main",
+        "Branch, tag or commit of the upstream on the Hub, without data_files; pin a commit to reproduce a build.",
+    )
     test_size: float | None = _option(
         None,
         "Fraction of prompts in test, by a stable hash of the prompt (split_of); 0: train only; 0.05 by default. Not "
