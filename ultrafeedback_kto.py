@@ -1001,7 +1001,7 @@ class Spill:
         for sink, writer, _ in self.files.values():
             writer.close()
             sink.close()
-        self.files = {}
+        self.files, self._dealt = {}, Counter()  # every example is filed: the counts are done with
 
 
 @dataclasses.dataclass(frozen=True)
