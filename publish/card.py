@@ -162,6 +162,11 @@ def _n(value: int) -> str:
     return f"{value:,}"
 
 
+def counted(count: int, unit: str) -> str:
+    """A count of a unit in words: "1 prompt", "1,079 prompts"."""
+    return f"{count:,} {unit}{'' if count == 1 else 's'}"
+
+
 def _table(header: list[str], rows: list[list]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
@@ -312,7 +317,7 @@ def _counts_table(title: str, groups: list[LabelCounts]) -> str:
 def _split_row(s: SplitStats) -> list[str]:
     """A split's row of the statistics table."""
     read = "" if s.pairs_read is None else _n(s.pairs_read)
-    left_out = "; ".join(f"{_n(count)} {unit}s" for unit, count in _by_unit(s).items()) or "nothing"
+    left_out = "; ".join(counted(count, unit) for unit, count in _by_unit(s).items()) or "nothing"
     return [s.name, _n(s.rows), _n(s.desirable), _n(s.undesirable), read, left_out]
 
 

@@ -30,7 +30,7 @@ from datasets.utils.metadata import MetadataConfigs
 from huggingface_hub import DatasetCard
 
 import publish
-from publish.card import DATASET_INFO, DATASET_INFO_ENTRY, CardInputs, read_record, rendered_files
+from publish.card import DATASET_INFO, DATASET_INFO_ENTRY, CardInputs, counted, read_record, rendered_files
 from publish.errors import PublishError
 from publish.stats import order_problems, size_category
 from ultrafeedback_kto import one_line
@@ -64,7 +64,7 @@ def verify_or_fail(folder: str | Path) -> None:
     described = "; ".join(f"{name}: {_split_sizes(info)}" for name, info in by_name)
     print(f"ok: {folder} ({described})")
     for split in inputs.stats:
-        left_out = [f"{item.reason}: {item.count:,} {item.unit}s" for item in split.left_out]
+        left_out = [f"{item.reason}: {counted(item.count, item.unit)}" for item in split.left_out]
         print(f"  left out of {split.name} by the build: {'; '.join(left_out) or 'nothing'}")
 
 
