@@ -909,8 +909,8 @@ _KEYS = pa.schema(
 )
 
 
-def _windows(prompt_keys: pa.Array, dealt: pa.Array, seed: int, count: int) -> pa.Array:
-    """The window of each example: a prompt's examples are dealt to the windows in turn (``dealt``:
+def _windows(prompt_keys: pa.Array, before: pa.Array, seed: int, count: int) -> pa.Array:
+    """The window of each example: a prompt's examples are dealt to the windows in turn (``before``:
     how many of its prompt's examples came before it), from a window a hash of the prompt key and
     the seed picks. No window then holds more than its share of a prompt's rows, so that even
     prompts with many rows can keep them far apart (`Arrangement`); a hash of each example let
@@ -925,7 +925,7 @@ def _windows(prompt_keys: pa.Array, dealt: pa.Array, seed: int, count: int) -> p
         pc.bit_wise_xor(pc.cast(prompt_keys, pa.uint64(), safe=False), uint64(seed_key)), uint64(0x9E3779B97F4A7C15)
     )
     first = pc.shift_right(pc.multiply(pc.shift_right(mixed, uint64(32)), uint64(count)), uint64(32))
-    turn = pc.add(pc.cast(first, pa.int64()), dealt)
+    turn = pc.add(pc.cast(first, pa.int64()), before)
     return pc.subtract(turn, pc.multiply(pc.divide(turn, count), count))  # modulo count
 
 
@@ -961,13 +961,12 @@ class Spill:
             run = pc.divide(examples.column("_row"), rows)
             window = {split: pc.min_element_wise(run, count - 1) for split, count in windows.items()}
         else:
-            prompt_keys = examples.column("_prompt_key")
-            dealt = []
+            prompt_keys, before = examples.column("_prompt_key"), []  # examples of each one's prompt filed before it
             for key in prompt_keys.to_pylist():
-                dealt.append(self._dealt[key])
+                before.append(self._dealt[key])
                 self._dealt[key] += 1
-            dealt = pa.array(dealt, pa.int64())
-            window = {split: _windows(prompt_keys, dealt, config.seed, count) for split, count in windows.items()}
+            before = pa.array(before, pa.int64())
+            window = {split: _windows(prompt_keys, before, config.seed, count) for split, count in windows.items()}
         # One number per (split, window), to file every example of the batch with one take.
         in_split = pc.if_else(test, window["test"], window["train"])
         filed = pc.if_else(test, pc.add(in_split, windows["train"]), in_split)
