@@ -1498,6 +1498,10 @@ class UltraFeedbackKTO(datasets.ArrowBasedBuilder):
     DEFAULT_CONFIG_NAME = "default"
 
     def __init__(self, *args, **kwargs):
+        # The cache is keyed by this file's bytes too, as datasets keys a loading script's: a
+        # builder copied anew or changed never serves the rows an earlier one cached.
+        with open(__file__, "rb") as source:
+            kwargs.setdefault("hash", hashlib.sha256(source.read()).hexdigest())
         super().__init__(*args, **kwargs)
         # Options given with a named config are set on a copy of it, past __post_init__;
         # those left to the upstream (None) take its defaults here.

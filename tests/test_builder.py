@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import collections
 import gc
+import json
+import subprocess
+import sys
+from pathlib import Path
 
 import datasets
 import pyarrow as pa
@@ -278,3 +282,25 @@ def test_max_pairs_across_files_in_shuffled_order(tmp_path):
     built = build(tmp_path / "cache", [str(f) for f in files], max_pairs=450, test_size=0)["train"]
     first = upstream_prompt_ids(generate_table(300, seed=20)) + upstream_prompt_ids(generate_table(150, seed=21))
     assert sorted(built["prompt_id"]) == sorted(first + first)
+
+
+def test_a_changed_builder_does_not_reuse_the_rows_an_earlier_one_cached(tmp_path, upstream_2k):
+    # People copy the builder file and upgrade it in place; datasets keys the cache of a builder
+    # used directly by its config and data files only. A copy whose order differs (labels
+    # alternating, LABEL_RUN = 1) must build its own rows into the same cache_dir.
+    source = Path(ultrafeedback_kto.__file__).read_text()
+    assert "\nLABEL_RUN = 3\n" in source
+    orders = []
+    for name, text in (("before", source), ("after", source.replace("\nLABEL_RUN = 3\n", "\nLABEL_RUN = 1\n"))):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "ultrafeedback_kto.py").write_text(text)
+        code = (
+            "import sys; from ultrafeedback_kto import UltraFeedbackKTO as B; "
+            f"b = B(data_files={str(upstream_2k)!r}, cache_dir={str(tmp_path / 'cache')!r}); "
+            "b.download_and_prepare(); import json; print(json.dumps(b.as_dataset(split='train')['label'][:40]))"
+        )
+        done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path / name, capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr[-2000:]
+        orders.append(done.stdout)
+    labels = json.loads(orders[1])  # the copy with LABEL_RUN = 1: labels alternate where they can
+    assert orders[0] != orders[1] and all(a != b for a, b in zip(labels, labels[1:], strict=False))
