@@ -1,3 +1,3 @@
 """Build, check and publish the ufkto dataset folder."""
 
-__version__ = "1.1.0"
+__version__ = "1.2.0"
